@@ -1,0 +1,1 @@
+"""Composes the service: settings, CLI, process supervision and the assistant gateway."""

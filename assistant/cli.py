@@ -1,0 +1,275 @@
+"""`crm-assistant`: one console script for running, training, seeding and measuring the service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from assistant.settings import Settings
+
+if TYPE_CHECKING:
+    from crm_backend.store import Store
+
+log = logging.getLogger("crm-assistant")
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+# --- database ------------------------------------------------------------------------------------
+def open_store(settings: Settings) -> Store:
+    from crm_backend.store import Store
+
+    return Store.from_url(settings.effective_database_url)
+
+
+def migrate(settings: Settings) -> None:
+    from crm_backend.migrate import upgrade
+
+    store = open_store(settings)
+    try:
+        upgrade(store.engine)
+    finally:
+        store.dispose()
+
+
+def write_demo_tokens(settings: Settings, tokens: dict[str, str]) -> None:
+    """Keep the demo users' tokens in var/demo-tokens.json (mode 0600) so `run` can print them."""
+    path = settings.demo_tokens_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(tokens, fh, indent=2)
+    tmp.replace(path)
+
+
+def ensure_demo_data(settings: Settings) -> dict[str, str]:
+    """Migrate; seed demo data into an empty database; return working tokens for the demo users."""
+    from crm_backend.demo import DEMO_USERS, seed_demo
+    from crm_backend.errors import CrmError
+    from crm_backend.services import auth, users
+
+    migrate(settings)
+    store = open_store(settings)
+    try:
+        with store.unit_of_work(channel="cli") as uow:
+            empty = users.count_users(uow) == 0
+        if empty:
+            tokens = seed_demo(store)
+            write_demo_tokens(settings, tokens)
+            return tokens
+        saved: dict[str, str] = {}
+        if settings.demo_tokens_file.exists():
+            saved = json.loads(settings.demo_tokens_file.read_text())
+        tokens = {}
+        with store.unit_of_work(channel="cli") as uow:
+            for username, *_ in DEMO_USERS:
+                try:
+                    user = users.get_user_by_username(uow, username)
+                except CrmError:
+                    continue  # not a demo database, or the user was removed
+                token = saved.get(username)
+                try:
+                    if token is None:
+                        raise CrmError("no saved token")
+                    auth.authenticate_token(uow, token)
+                except CrmError:
+                    token = auth.issue_token(uow, user.id, "demo")
+                tokens[username] = token
+        if tokens:
+            write_demo_tokens(settings, tokens)
+        return tokens
+    finally:
+        store.dispose()
+
+
+# --- commands ------------------------------------------------------------------------------------
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.training import ensure_model
+
+    path, trained = ensure_model(settings, force=args.force)
+    print(f"model: {path} ({'trained now' if trained else 'up to date, not retrained'})")
+    return 0
+
+
+def cmd_validate(settings: Settings, _args: argparse.Namespace) -> int:
+    from assistant.training import validate_data
+
+    result = validate_data(settings)
+    sys.stdout.write(result.stdout[-4000:])
+    sys.stderr.write(result.stderr[-4000:])
+    return result.returncode
+
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    migrate(settings)
+    print("database is at the latest schema")
+    return 0
+
+
+def cmd_seed_demo(settings: Settings, _args: argparse.Namespace) -> int:
+    from crm_backend.demo import seed_demo
+
+    migrate(settings)
+    store = open_store(settings)
+    try:
+        tokens = seed_demo(store)
+    except RuntimeError as exc:
+        print(f"seed-demo: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.dispose()
+    write_demo_tokens(settings, tokens)
+    print(f"seeded demo data; API tokens written to {settings.demo_tokens_file}")
+    return 0
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from crm_backend.errors import CrmError
+    from crm_backend.services import auth, users
+
+    store = open_store(settings)
+    try:
+        with store.unit_of_work(channel="cli") as uow:
+            user = users.get_user_by_username(uow, args.username)
+            token = auth.issue_token(uow, user.id, args.name)
+    except CrmError as exc:
+        print(f"token: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        store.dispose()
+    print(token)
+    return 0
+
+
+def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
+    from assistant.gateway import serve
+
+    serve(settings)
+    return 0
+
+
+def cmd_actions(settings: Settings, _args: argparse.Namespace) -> int:
+    from assistant.action_server import serve
+
+    serve(settings)
+    return 0
+
+
+def banner(settings: Settings, tokens: dict[str, str]) -> str:
+    lines = [
+        "",
+        "crm-assistant is running:",
+        f"  gateway        {settings.gateway_url}  (health: /healthz, readiness: /readyz)",
+        f"  Rasa server    {settings.rasa_url}",
+        f"  action server  {settings.action_server_url}",
+        f"  logs           {settings.logs_dir}",
+    ]
+    if tokens:
+        lines.append("Demo users' API tokens (also in var/demo-tokens.json):")
+        lines += [f"  {name:<8} {token}" for name, token in tokens.items()]
+        first = next(iter(tokens))
+        lines += [
+            f"Talk to the assistant as {first}:",
+            f"  curl -s -X POST {settings.gateway_url}/api/v1/assistant/messages \\",
+            f"    -H 'Authorization: Bearer {tokens[first]}' -H 'Content-Type: application/json' \\",
+            "    -d '{\"text\": \"show my open deals\"}'",
+        ]
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines)
+
+
+def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
+    from assistant.stack import Stack, StartupFailed
+    from assistant.training import ensure_model
+
+    print("checking the Rasa model (trains only when config.yml, domain.yml or nlu_data/ changed)...")
+    model, trained = ensure_model(settings)
+    print(f"model: {model.name} ({'trained now' if trained else 'up to date'})")
+    tokens = ensure_demo_data(settings)
+    print(f"database: {settings.effective_database_url.split('@')[-1]}")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stack = Stack(settings, model)
+    print("starting the action server, Rasa and the gateway (Rasa takes about half a minute)...")
+    try:
+        stack.start()
+    except StartupFailed as exc:
+        print(f"start-up failed: {exc}", file=sys.stderr)
+        return 1
+    print(banner(settings, tokens), flush=True)
+    code = 0
+    try:
+        while not stop.wait(0.5):
+            dead = stack.first_exited()
+            if dead:
+                print(f"{dead} stopped unexpectedly; shutting down.\n{stack.log_tail(dead)}", file=sys.stderr)
+                code = 1
+                break
+    finally:
+        print("stopping...", flush=True)
+        stack.stop()
+        print("stopped.")
+    return code
+
+
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.bench import run_turn_bench
+
+    return run_turn_bench(settings, sequential=args.sequential, concurrent=args.concurrent,
+                          rounds=args.rounds, output=args.output)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crm-assistant", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="train if needed, migrate and seed, start everything (Ctrl-C stops)")
+    p = sub.add_parser("train", help="train the Rasa model if its inputs changed")
+    p.add_argument("--force", action="store_true", help="train even if the model is up to date")
+    sub.add_parser("validate", help="rasa data validate over the training data")
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    sub.add_parser("seed-demo", help="create demo users, accounts and deals in an empty database")
+    p = sub.add_parser("token", help="issue an API token for a user")
+    p.add_argument("username")
+    p.add_argument("--name", default="cli", help="a label for the token (default: cli)")
+    sub.add_parser("api", help="run the assistant gateway only")
+    sub.add_parser("actions", help="run the action server only")
+    p = sub.add_parser("bench", help="measure the service (see bench/RESULTS.md)")
+    p.add_argument("what", choices=["turn"])
+    p.add_argument("--sequential", type=int, default=50, help="sequential conversations (default 50)")
+    p.add_argument("--concurrent", type=int, default=10, help="concurrent conversations (default 10)")
+    p.add_argument("--rounds", type=int, default=5, help="turns per concurrent conversation (default 5)")
+    p.add_argument("--output", type=Path, help="also write the figures as JSON here")
+    return parser
+
+
+COMMANDS = {
+    "run": cmd_run, "train": cmd_train, "validate": cmd_validate, "migrate": cmd_migrate,
+    "seed-demo": cmd_seed_demo, "token": cmd_token, "api": cmd_api, "actions": cmd_actions,
+    "bench": cmd_bench,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    configure_logging(settings)
+    return COMMANDS[args.command](settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

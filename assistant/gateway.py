@@ -1,0 +1,233 @@
+"""The assistant gateway: the one authenticated HTTP door to the assistant.
+
+`POST /api/v1/assistant/messages` resolves the bearer token to a CRM user, claims the
+conversation for that user, signs the user's identity into the message metadata and passes
+the message to Rasa; Rasa's replies come back as `{"text", "buttons"}` items.
+`GET /healthz` says the gateway is alive; `GET /readyz` checks Rasa, the action server and
+the database. Errors are JSON with a plain message, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from assistant.rasa_client import ActionServerClient, RasaClient, UpstreamUnavailable
+from assistant.settings import Settings
+from crm_backend.errors import AuthenticationFailed, CrmError, NotFound, ValidationFailed
+from crm_backend.services.auth import IDENTITY_KEY, authenticate_token, sign_identity
+from crm_backend.services.conversations import claim_conversation
+from crm_backend.store import Actor, Store, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "api"
+MAX_BODY_BYTES = 64 * 1024
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+RASA = web.AppKey("rasa", RasaClient)
+ACTIONS = web.AppKey("actions", ActionServerClient)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+
+T = TypeVar("T")
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1)
+    conversation_id: str | None = Field(default=None, max_length=80)
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, a stable code and a sentence for people."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """JSON with non-ASCII text (€, names) kept readable."""
+    return web.json_response(data, status=status, headers=headers,
+                             dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return json_response({"error": {"code": code, "message": message, **extra}}, status=status, headers=headers)
+
+
+@web.middleware
+async def errors_as_json(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "payload_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "Something went wrong on our side. Please try again.")
+
+
+async def in_unit_of_work(
+    store: Store, actor: Actor | None, work: Callable[[UnitOfWork], T]
+) -> T:
+    """Run blocking database work in a thread, inside one transaction."""
+
+    def run() -> T:
+        with store.unit_of_work(actor=actor, channel=CHANNEL) as uow:
+            return work(uow)
+
+    return await asyncio.to_thread(run)
+
+
+async def authenticate(request: web.Request) -> Actor:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "missing_token", "Send your API token as 'Authorization: Bearer <token>'.")
+    try:
+        return await in_unit_of_work(request.app[STORE], None, lambda uow: authenticate_token(uow, token.strip()))
+    except AuthenticationFailed as exc:
+        raise ApiError(401, "invalid_token", exc.message) from exc
+
+
+async def read_message(request: web.Request, max_chars: int) -> MessageIn:
+    try:
+        raw = await request.read()
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_json", "The request body is not valid JSON.") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", 'Send a JSON object like {"text": "show my open deals"}.')
+    text = body.get("text")
+    if isinstance(text, str) and len(text) > max_chars:
+        raise ApiError(413, "text_too_long", f"The message text is longer than {max_chars} characters.")
+    try:
+        message = MessageIn.model_validate(body)
+    except ValidationError as exc:
+        fields = {".".join(str(p) for p in e["loc"]) or "body": e["msg"] for e in exc.errors()}
+        raise ApiError(400, "invalid_body", "Some fields are missing or not valid.", fields=fields) from exc
+    if not message.text.strip():
+        raise ApiError(400, "invalid_body", "The message text is empty.", fields={"text": "must not be blank"})
+    return message
+
+
+def as_replies(bot_messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rasa's REST output as the gateway's reply type: text plus optional buttons/image."""
+    replies: list[dict[str, Any]] = []
+    for m in bot_messages:
+        reply: dict[str, Any] = {
+            "text": m.get("text") or "",
+            "buttons": [
+                {"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))}
+                for b in m.get("buttons") or []
+                if isinstance(b, dict)
+            ],
+        }
+        if m.get("image"):
+            reply["image"] = m["image"]
+        if reply["text"] or reply["buttons"] or "image" in reply:
+            replies.append(reply)
+    return replies
+
+
+async def post_message(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    actor = await authenticate(request)
+    message = await read_message(request, settings.max_message_chars)
+    try:
+        conversation_id = await in_unit_of_work(
+            request.app[STORE], actor, lambda uow: claim_conversation(uow, message.conversation_id, CHANNEL)
+        )
+    except NotFound as exc:
+        raise ApiError(404, "conversation_not_found", exc.message) from exc
+    except ValidationFailed as exc:
+        raise ApiError(400, "invalid_body", exc.message, fields=exc.fields) from exc
+    metadata = {IDENTITY_KEY: sign_identity(settings.secret(), actor, CHANNEL, conversation_id)}
+    try:
+        bot_messages = await request.app[RASA].send_message(conversation_id, message.text, metadata)
+    except UpstreamUnavailable as exc:
+        log.warning("rasa unavailable: %s", exc.reason)
+        raise ApiError(503, "assistant_unavailable",
+                       "The assistant's dialogue engine is not available right now. Please try again shortly.") from exc
+    replies = as_replies(bot_messages)
+    if not replies:
+        # Rasa swallows a failed custom action and answers nothing: tell the user why.
+        actions_health = await request.app[ACTIONS].health()
+        if not actions_health.ok:
+            log.warning("action server unavailable: %s", actions_health.detail)
+            raise ApiError(503, "actions_unavailable",
+                           "The assistant can't reach the CRM right now (its action server is down). "
+                           "Please try again shortly.")
+        log.warning("rasa answered nothing to a turn in %s", conversation_id)
+        raise ApiError(503, "assistant_unavailable",
+                       "The assistant could not answer that right now. Please try again shortly.")
+    return json_response({"conversation_id": conversation_id, "replies": replies})
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+
+    async def database() -> dict[str, Any]:
+        try:
+            await asyncio.to_thread(store.ping)
+            return {"ok": True, "detail": "ok"}
+        except Exception as exc:  # any driver error means "not ready"
+            return {"ok": False, "detail": type(exc).__name__}
+
+    rasa, actions, db = await asyncio.gather(
+        request.app[RASA].health(), request.app[ACTIONS].health(), database()
+    )
+    components = {"rasa": rasa.as_dict(), "action_server": actions.as_dict(), "database": db}
+    ready = all(c["ok"] for c in components.values())
+    return json_response({"status": "ready" if ready else "not_ready", "components": components},
+                             status=200 if ready else 503)
+
+
+def create_app(settings: Settings, store: Store) -> web.Application:
+    app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app[STORE] = store
+
+    async def clients(app: web.Application) -> Any:
+        http = aiohttp.ClientSession()
+        app[HTTP] = http
+        app[RASA] = RasaClient(http, settings.rasa_url, settings.rasa_api_token(), settings.rasa_timeout_seconds,
+                               settings.health_timeout_seconds)
+        app[ACTIONS] = ActionServerClient(http, settings.action_server_url, settings.health_timeout_seconds)
+        yield
+        await http.close()
+        store.dispose()
+
+    app.cleanup_ctx.append(clients)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_post("/api/v1/assistant/messages", post_message)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    store = Store.from_url(settings.effective_database_url)
+    web.run_app(create_app(settings, store), host=settings.bind_host, port=settings.gateway_port,
+                shutdown_timeout=10, print=None, access_log=log)

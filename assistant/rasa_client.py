@@ -1,0 +1,105 @@
+"""HTTP clients for the two processes the gateway depends on: the Rasa server and the action server.
+
+Every call has a timeout; every failure becomes `UpstreamUnavailable` naming the component, so the
+gateway can answer 503 with a plain sentence instead of hanging or leaking a stack trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+
+class UpstreamUnavailable(Exception):
+    def __init__(self, component: str, reason: str) -> None:
+        super().__init__(f"{component}: {reason}")
+        self.component = component
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentHealth:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "detail": self.detail}
+
+
+class RasaClient:
+    """Talks to `rasa run --enable-api` (REST channel, /status, /model/parse)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        auth_token: str,
+        timeout_seconds: float,
+        health_timeout_seconds: float,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._token = auth_token
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._health_timeout = aiohttp.ClientTimeout(total=health_timeout_seconds)
+
+    async def send_message(self, sender: str, text: str, metadata: dict[str, Any]) -> list[dict[str, Any]]:
+        """One user turn through Rasa's REST channel; returns Rasa's bot messages."""
+        body = {"sender": sender, "message": text, "metadata": metadata}
+        data = await self._request("POST", "/webhooks/rest/webhook", json=body, timeout=self._timeout)
+        if not isinstance(data, list):
+            raise UpstreamUnavailable("rasa", "unexpected reply from the dialogue engine")
+        return [m for m in data if isinstance(m, dict)]
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        data = await self._request("POST", "/model/parse", json={"text": text}, timeout=self._timeout, auth=True)
+        if not isinstance(data, dict):
+            raise UpstreamUnavailable("rasa", "unexpected reply from /model/parse")
+        return data
+
+    async def health(self) -> ComponentHealth:
+        try:
+            data = await self._request("GET", "/status", timeout=self._health_timeout, auth=True)
+        except UpstreamUnavailable as exc:
+            return ComponentHealth("rasa", False, exc.reason)
+        model = data.get("model_file") if isinstance(data, dict) else None
+        if not model:
+            return ComponentHealth("rasa", False, "no model loaded")
+        return ComponentHealth("rasa", True, f"model {model}")
+
+    async def _request(
+        self, method: str, path: str, *, timeout: aiohttp.ClientTimeout, auth: bool = False, **kwargs: Any
+    ) -> Any:
+        params = {"token": self._token} if auth else None
+        try:
+            async with self._session.request(
+                method, self._base + path, params=params, timeout=timeout, **kwargs
+            ) as resp:
+                if resp.status >= 400:
+                    raise UpstreamUnavailable("rasa", f"the dialogue engine answered HTTP {resp.status}")
+                return await resp.json(content_type=None)
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise UpstreamUnavailable("rasa", f"the dialogue engine is not reachable ({type(exc).__name__})") from exc
+        except TimeoutError as exc:
+            raise UpstreamUnavailable("rasa", "the dialogue engine did not answer in time") from exc
+
+
+class ActionServerClient:
+    """Only health: Rasa itself calls the action server's webhook."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, timeout_seconds: float) -> None:
+        self._session = session
+        self._url = base_url.rstrip("/") + "/health"
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+
+    async def health(self) -> ComponentHealth:
+        try:
+            async with self._session.get(self._url, timeout=self._timeout) as resp:
+                if resp.status == 200:
+                    return ComponentHealth("action_server", True, "ok")
+                return ComponentHealth("action_server", False, f"HTTP {resp.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return ComponentHealth("action_server", False, f"not reachable ({type(exc).__name__})")

@@ -1,0 +1,119 @@
+"""One settings object for the whole service, read from the environment (and an optional `.env`).
+
+Every process (gateway, action server, supervisor, CLI) builds its settings here and passes
+them down; no other module reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every field has a default that works for `make run`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    project_root: Path = Field(default=PROJECT_ROOT, alias="CRM_PROJECT_ROOT")
+    var_dir: Path = Field(default=PROJECT_ROOT / "var", alias="CRM_VAR_DIR")
+    database_url: str = Field(default="", alias="DATABASE_URL")
+
+    bind_host: str = Field(default="127.0.0.1", alias="BIND_HOST")
+    rasa_port: int = Field(default=5005, alias="RASA_PORT", ge=1, le=65535)
+    action_server_port: int = Field(default=5055, alias="ACTION_SERVER_PORT", ge=1, le=65535)
+    gateway_port: int = Field(default=8080, alias="GATEWAY_PORT", ge=1, le=65535)
+
+    rasa_venv: Path = Field(default=PROJECT_ROOT / ".venv-rasa", alias="RASA_VENV")
+    models_dir: Path = Field(default=PROJECT_ROOT / "models", alias="RASA_MODELS_DIR")
+    rasa_timeout_seconds: float = Field(default=30.0, alias="RASA_TIMEOUT_SECONDS", gt=0)
+    health_timeout_seconds: float = Field(default=2.0, alias="HEALTH_TIMEOUT_SECONDS", gt=0)
+    startup_timeout_seconds: float = Field(default=240.0, alias="STARTUP_TIMEOUT_SECONDS", gt=0)
+
+    max_message_chars: int = Field(default=2000, alias="MAX_MESSAGE_CHARS", ge=1)
+    assistant_secret: SecretStr | None = Field(default=None, alias="ASSISTANT_SECRET")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+    @property
+    def effective_database_url(self) -> str:
+        """`DATABASE_URL`, or the embedded SQLite file under `var/`."""
+        return self.database_url or f"sqlite:///{self.var_dir / 'crm.sqlite3'}"
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://{self.bind_host}:{self.rasa_port}"
+
+    @property
+    def action_server_url(self) -> str:
+        return f"http://{self.bind_host}:{self.action_server_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.bind_host}:{self.gateway_port}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.var_dir / "logs"
+
+    @property
+    def demo_tokens_file(self) -> Path:
+        return self.var_dir / "demo-tokens.json"
+
+    def secret(self) -> str:
+        """The key the gateway signs identities with and the action server verifies.
+
+        `ASSISTANT_SECRET` wins; otherwise a random key is created once in `var/secret`
+        (mode 0600) so that every local process shares it without configuration.
+        """
+        if self.assistant_secret is not None:
+            return self.assistant_secret.get_secret_value()
+        path = self.var_dir / "secret"
+        if not path.exists():
+            self.var_dir.mkdir(parents=True, exist_ok=True)
+            candidate = secrets.token_hex(32)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process created it first; read theirs
+            else:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(candidate)
+        return path.read_text().strip()
+
+    def rasa_api_token(self) -> str:
+        """Token for Rasa's HTTP API (`rasa run --auth-token`), derived from the secret."""
+        return hmac.new(self.secret().encode(), b"rasa-http-api", hashlib.sha256).hexdigest()
+
+    def child_environment(self) -> dict[str, str]:
+        """Environment for the processes the supervisor starts: the same settings, made explicit."""
+        env = {
+            "CRM_PROJECT_ROOT": str(self.project_root),
+            "CRM_VAR_DIR": str(self.var_dir),
+            "DATABASE_URL": self.effective_database_url,
+            "BIND_HOST": self.bind_host,
+            "RASA_PORT": str(self.rasa_port),
+            "ACTION_SERVER_PORT": str(self.action_server_port),
+            "GATEWAY_PORT": str(self.gateway_port),
+            "RASA_VENV": str(self.rasa_venv),
+            "RASA_MODELS_DIR": str(self.models_dir),
+            "RASA_TIMEOUT_SECONDS": str(self.rasa_timeout_seconds),
+            "MAX_MESSAGE_CHARS": str(self.max_message_chars),
+            "ASSISTANT_SECRET": self.secret(),
+            "LOG_LEVEL": self.log_level,
+            # Used by endpoints.yml (Rasa substitutes ${...} when it reads the file).
+            "ACTION_ENDPOINT_URL": f"{self.action_server_url}/webhook",
+            # Nothing in the product calls the internet.
+            "RASA_TELEMETRY_ENABLED": "false",
+            "SANIC_HOST": self.bind_host,
+        }
+        return env

@@ -1,0 +1,80 @@
+"""Demo data for `make run` and the tests: two teams, reps with their own accounts and deals."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from crm_backend.models.deals import DealStage
+from crm_backend.models.users import Role
+from crm_backend.services import accounts, auth, deals, users
+from crm_backend.store import Store
+
+DEMO_USERS: tuple[tuple[str, str, Role, str | None], ...] = (
+    ("alice", "Alice Rivera", Role.REP, "East"),
+    ("bob", "Bob Chen", Role.REP, "East"),
+    ("maria", "Maria Okafor", Role.MANAGER, "East"),
+    ("carlos", "Carlos Mendes", Role.REP, "West"),
+    ("admin", "Ada Admin", Role.ADMIN, None),
+)
+
+# (owner, account, industry, deal name, stage, amount, currency, probability, days to close)
+DEMO_DEALS: tuple[tuple[str, str, str, str, DealStage, str, str, int, int | None], ...] = (
+    ("alice", "Acme Corporation", "Manufacturing", "Acme - Fleet telematics", DealStage.NEGOTIATION, "48000", "USD", 70, 12),
+    ("alice", "Nimbus Labs", "Software", "Nimbus Labs - Platform renewal", DealStage.PROPOSAL, "125000", "USD", 50, 30),
+    ("alice", "Initech", "Financial Services", "Initech - Analytics add-on", DealStage.QUALIFICATION, "18500", "EUR", 25, None),
+    ("alice", "Acme Corporation", "Manufacturing", "Acme - Pilot", DealStage.CLOSED_WON, "9000", "USD", 100, -20),
+    ("bob", "Globex", "Energy", "Globex - Data warehouse", DealStage.PROSPECTING, "64000", "USD", 10, 45),
+    ("bob", "Umbrella Health", "Healthcare", "Umbrella - Patient portal", DealStage.PROPOSAL, "210000", "USD", 40, 60),
+    ("bob", "Globex", "Energy", "Globex - Legacy migration", DealStage.CLOSED_LOST, "30000", "USD", 0, -5),
+    ("carlos", "Stark Logistics", "Logistics", "Stark - Route optimiser", DealStage.NEGOTIATION, "87000", "USD", 65, 20),
+    ("carlos", "Wayne Retail", "Retail", "Wayne - Loyalty programme", DealStage.QUALIFICATION, "35000", "GBP", 20, 90),
+    ("maria", "Hooli", "Software", "Hooli - Enterprise licence", DealStage.PROPOSAL, "300000", "USD", 35, 75),
+)
+
+
+def seed_demo(store: Store, today: date | None = None) -> dict[str, str]:
+    """Create the demo teams, users, accounts and deals in one transaction; return API tokens.
+
+    Refuses to run on a database that already has users, so it never mixes with real data.
+    """
+    today = today or date.today()  # noqa: DTZ011 - demo close dates are calendar days
+    tokens: dict[str, str] = {}
+    with store.unit_of_work(channel="cli") as uow:
+        if users.count_users(uow):
+            raise RuntimeError("The database already has users; demo data is only seeded into an empty one.")
+        teams = {name: users.create_team(uow, name).id for name in ("East", "West")}
+        user_ids: dict[str, int] = {}
+        for username, full_name, role, team in DEMO_USERS:
+            user = users.create_user(
+                uow,
+                {
+                    "username": username,
+                    "full_name": full_name,
+                    "email": f"{username}@demo.example.com",
+                    "role": role,
+                    "team_id": teams[team] if team else None,
+                },
+            )
+            user_ids[username] = user.id
+            tokens[username] = auth.issue_token(uow, user.id, "demo")
+        account_ids: dict[str, int] = {}
+        for owner, account_name, industry, name, stage, amount, currency, prob, days in DEMO_DEALS:
+            uow.actor = auth.load_actor(uow, user_ids[owner])
+            if account_name not in account_ids:
+                account = accounts.create_account(uow, {"name": account_name, "industry": industry})
+                account_ids[account_name] = account.id
+            deals.create_deal(
+                uow,
+                {
+                    "name": name,
+                    "account_id": account_ids[account_name],
+                    "stage": stage,
+                    "amount": Decimal(amount),
+                    "currency": currency,
+                    "probability": prob,
+                    "expected_close_date": today + timedelta(days=days) if days is not None else None,
+                },
+            )
+        uow.actor = None
+    return tokens
