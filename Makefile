@@ -17,6 +17,7 @@ train: setup  ## train the Rasa model if config.yml, domain.yml or nlu_data/ cha
 
 lint: setup  ## ruff over the code, mypy --strict over crm_backend
 	$(VENV)/bin/ruff check assistant actions crm_backend channels voice tests
+	$(VENV)/bin/ruff format --check assistant actions crm_backend channels voice tests
 	$(VENV)/bin/mypy
 
 test: setup lint  ## the whole suite: lint, unit, integration, Rasa data validation, end to end

@@ -26,9 +26,7 @@ log = logging.getLogger(__name__)
 
 def identity_of(tracker: Tracker, rt: runtime.ActionRuntime) -> IdentityClaims:
     metadata = tracker.latest_message.get("metadata") or {}
-    return verify_identity(
-        rt.secret, metadata.get(IDENTITY_KEY), tracker.sender_id, rt.max_identity_age_seconds
-    )
+    return verify_identity(rt.secret, metadata.get(IDENTITY_KEY), tracker.sender_id, rt.max_identity_age_seconds)
 
 
 class CrmAction(Action, ABC):
@@ -57,9 +55,7 @@ class CrmAction(Action, ABC):
             dispatcher.utter_message(text=reply.text, buttons=buttons or None)
         return result.events
 
-    def _transaction(
-        self, rt: runtime.ActionRuntime, claims: IdentityClaims, tracker: Tracker
-    ) -> ActionResult:
+    def _transaction(self, rt: runtime.ActionRuntime, claims: IdentityClaims, tracker: Tracker) -> ActionResult:
         with rt.store.unit_of_work(channel=claims.channel) as uow:
             uow.actor = load_actor(uow, claims.user_id)
             return self.perform(uow, tracker)

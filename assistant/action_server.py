@@ -32,5 +32,6 @@ def serve(settings: Settings) -> None:
 
     names = sorted(a.name for a in executor.list_actions())
     log.info("action server: %d actions (%s) on %s", len(names), ", ".join(names), settings.action_server_url)
-    app.run(host=settings.bind_host, port=settings.action_server_port, single_process=True,
-            access_log=False, motd=False)
+    app.run(
+        host=settings.bind_host, port=settings.action_server_port, single_process=True, access_log=False, motd=False
+    )

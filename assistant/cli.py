@@ -186,7 +186,7 @@ def banner(settings: Settings, tokens: dict[str, str]) -> str:
             f"Talk to the assistant as {first}:",
             f"  curl -s -X POST {settings.gateway_url}/api/v1/assistant/messages \\",
             f"    -H 'Authorization: Bearer {tokens[first]}' -H 'Content-Type: application/json' \\",
-            "    -d '{\"text\": \"show my open deals\"}'",
+            '    -d \'{"text": "show my open deals"}\'',
         ]
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
@@ -230,8 +230,9 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     from assistant.bench import run_turn_bench
 
-    return run_turn_bench(settings, sequential=args.sequential, concurrent=args.concurrent,
-                          rounds=args.rounds, output=args.output)
+    return run_turn_bench(
+        settings, sequential=args.sequential, concurrent=args.concurrent, rounds=args.rounds, output=args.output
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,8 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {
-    "run": cmd_run, "train": cmd_train, "validate": cmd_validate, "migrate": cmd_migrate,
-    "seed-demo": cmd_seed_demo, "token": cmd_token, "api": cmd_api, "actions": cmd_actions,
+    "run": cmd_run,
+    "train": cmd_train,
+    "validate": cmd_validate,
+    "migrate": cmd_migrate,
+    "seed-demo": cmd_seed_demo,
+    "token": cmd_token,
+    "api": cmd_api,
+    "actions": cmd_actions,
     "bench": cmd_bench,
 }
 

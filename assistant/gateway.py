@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.rasa_client import ActionServerClient, RasaClient, UpstreamUnavailable
 from assistant.settings import Settings
-from crm_backend.errors import AuthenticationFailed, CrmError, NotFound, ValidationFailed
+from crm_backend.errors import AuthenticationFailed, NotFound, ValidationFailed
 from crm_backend.services.auth import IDENTITY_KEY, authenticate_token, sign_identity
 from crm_backend.services.conversations import claim_conversation
 from crm_backend.store import Actor, Store, UnitOfWork
@@ -57,8 +57,9 @@ class ApiError(Exception):
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """JSON with non-ASCII text (€, names) kept readable."""
-    return web.json_response(data, status=status, headers=headers,
-                             dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
+    return web.json_response(
+        data, status=status, headers=headers, dumps=lambda obj: json.dumps(obj, ensure_ascii=False)
+    )
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
@@ -85,9 +86,7 @@ async def errors_as_json(
         return error_response(500, "internal_error", "Something went wrong on our side. Please try again.")
 
 
-async def in_unit_of_work(
-    store: Store, actor: Actor | None, work: Callable[[UnitOfWork], T]
-) -> T:
+async def in_unit_of_work(store: Store, actor: Actor | None, work: Callable[[UnitOfWork], T]) -> T:
     """Run blocking database work in a thread, inside one transaction."""
 
     def run() -> T:
@@ -165,20 +164,26 @@ async def post_message(request: web.Request) -> web.Response:
         bot_messages = await request.app[RASA].send_message(conversation_id, message.text, metadata)
     except UpstreamUnavailable as exc:
         log.warning("rasa unavailable: %s", exc.reason)
-        raise ApiError(503, "assistant_unavailable",
-                       "The assistant's dialogue engine is not available right now. Please try again shortly.") from exc
+        raise ApiError(
+            503,
+            "assistant_unavailable",
+            "The assistant's dialogue engine is not available right now. Please try again shortly.",
+        ) from exc
     replies = as_replies(bot_messages)
     if not replies:
         # Rasa swallows a failed custom action and answers nothing: tell the user why.
         actions_health = await request.app[ACTIONS].health()
         if not actions_health.ok:
             log.warning("action server unavailable: %s", actions_health.detail)
-            raise ApiError(503, "actions_unavailable",
-                           "The assistant can't reach the CRM right now (its action server is down). "
-                           "Please try again shortly.")
+            raise ApiError(
+                503,
+                "actions_unavailable",
+                "The assistant can't reach the CRM right now (its action server is down). Please try again shortly.",
+            )
         log.warning("rasa answered nothing to a turn in %s", conversation_id)
-        raise ApiError(503, "assistant_unavailable",
-                       "The assistant could not answer that right now. Please try again shortly.")
+        raise ApiError(
+            503, "assistant_unavailable", "The assistant could not answer that right now. Please try again shortly."
+        )
     return json_response({"conversation_id": conversation_id, "replies": replies})
 
 
@@ -196,13 +201,12 @@ async def readyz(request: web.Request) -> web.Response:
         except Exception as exc:  # any driver error means "not ready"
             return {"ok": False, "detail": type(exc).__name__}
 
-    rasa, actions, db = await asyncio.gather(
-        request.app[RASA].health(), request.app[ACTIONS].health(), database()
-    )
+    rasa, actions, db = await asyncio.gather(request.app[RASA].health(), request.app[ACTIONS].health(), database())
     components = {"rasa": rasa.as_dict(), "action_server": actions.as_dict(), "database": db}
     ready = all(c["ok"] for c in components.values())
-    return json_response({"status": "ready" if ready else "not_ready", "components": components},
-                             status=200 if ready else 503)
+    return json_response(
+        {"status": "ready" if ready else "not_ready", "components": components}, status=200 if ready else 503
+    )
 
 
 def create_app(settings: Settings, store: Store) -> web.Application:
@@ -213,8 +217,13 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     async def clients(app: web.Application) -> Any:
         http = aiohttp.ClientSession()
         app[HTTP] = http
-        app[RASA] = RasaClient(http, settings.rasa_url, settings.rasa_api_token(), settings.rasa_timeout_seconds,
-                               settings.health_timeout_seconds)
+        app[RASA] = RasaClient(
+            http,
+            settings.rasa_url,
+            settings.rasa_api_token(),
+            settings.rasa_timeout_seconds,
+            settings.health_timeout_seconds,
+        )
         app[ACTIONS] = ActionServerClient(http, settings.action_server_url, settings.health_timeout_seconds)
         yield
         await http.close()
@@ -229,5 +238,11 @@ def create_app(settings: Settings, store: Store) -> web.Application:
 
 def serve(settings: Settings) -> None:
     store = Store.from_url(settings.effective_database_url)
-    web.run_app(create_app(settings, store), host=settings.bind_host, port=settings.gateway_port,
-                shutdown_timeout=10, print=None, access_log=log)
+    web.run_app(
+        create_app(settings, store),
+        host=settings.bind_host,
+        port=settings.gateway_port,
+        shutdown_timeout=10,
+        print=None,
+        access_log=log,
+    )

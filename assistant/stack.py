@@ -8,6 +8,7 @@ the action server), logs to var/logs/<name>.log, and is killed if it ignores SIG
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -80,12 +81,21 @@ class Stack:
             "rasa": Component(
                 "rasa",
                 [
-                    str(rasa_executable(settings)), "run",
-                    "--enable-api", "--auth-token", settings.rasa_api_token(),
-                    "--model", str(model),
-                    "--interface", settings.bind_host, "--port", str(settings.rasa_port),
-                    "--endpoints", str(root / "endpoints.yml"),
-                    "--credentials", str(root / "credentials.yml"),
+                    str(rasa_executable(settings)),
+                    "run",
+                    "--enable-api",
+                    "--auth-token",
+                    settings.rasa_api_token(),
+                    "--model",
+                    str(model),
+                    "--interface",
+                    settings.bind_host,
+                    "--port",
+                    str(settings.rasa_port),
+                    "--endpoints",
+                    str(root / "endpoints.yml"),
+                    "--credentials",
+                    str(root / "credentials.yml"),
                 ],
                 f"{settings.rasa_url}/status?token={settings.rasa_api_token()}",
                 _model_loaded,
@@ -137,8 +147,10 @@ class Stack:
                 if component.is_ready():
                     pending.remove(name)
             if pending and time.monotonic() > deadline:
-                raise StartupFailed(f"{', '.join(pending)} not ready after "
-                                    f"{self.settings.startup_timeout_seconds:.0f}s; see {self.settings.logs_dir}")
+                raise StartupFailed(
+                    f"{', '.join(pending)} not ready after "
+                    f"{self.settings.startup_timeout_seconds:.0f}s; see {self.settings.logs_dir}"
+                )
             if pending:
                 time.sleep(0.25)
 
@@ -146,10 +158,8 @@ class Stack:
         component = self.components[name]
         process = component.process
         if process is not None and process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 process.wait(timeout=STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:

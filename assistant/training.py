@@ -63,20 +63,27 @@ def ensure_model(settings: Settings, force: bool = False) -> tuple[Path, bool]:
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     root = settings.project_root
     cmd = [
-        str(rasa_executable(settings)), "train",
-        "--config", str(root / "config.yml"),
-        "--domain", str(root / ("domain" if (root / "domain").is_dir() else "domain.yml")),
-        "--data", str(root / "nlu_data"),
-        "--out", str(settings.models_dir),
-        "--fixed-model-name", target.name.removesuffix(".tar.gz"),
+        str(rasa_executable(settings)),
+        "train",
+        "--config",
+        str(root / "config.yml"),
+        "--domain",
+        str(root / ("domain" if (root / "domain").is_dir() else "domain.yml")),
+        "--data",
+        str(root / "nlu_data"),
+        "--out",
+        str(settings.models_dir),
+        "--fixed-model-name",
+        target.name.removesuffix(".tar.gz"),
         "--quiet",
     ]
     log.info("training the Rasa model (inputs changed): %s", target.name)
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     log_file = settings.logs_dir / "train.log"
     with log_file.open("w") as out:
-        result = subprocess.run(cmd, cwd=root, env=rasa_environment(settings), stdout=out,
-                                stderr=subprocess.STDOUT, check=False)
+        result = subprocess.run(
+            cmd, cwd=root, env=rasa_environment(settings), stdout=out, stderr=subprocess.STDOUT, check=False
+        )
     if result.returncode != 0 or not target.exists():
         raise RuntimeError(f"Rasa training failed (exit {result.returncode}); see {log_file}")
     for old in settings.models_dir.glob(f"{MODEL_PREFIX}*.tar.gz"):
@@ -89,10 +96,15 @@ def validate_data(settings: Settings) -> subprocess.CompletedProcess[str]:
     """`rasa data validate` over the training data; the caller decides what a failure means."""
     root = settings.project_root
     cmd = [
-        str(rasa_executable(settings)), "data", "validate", "--fail-on-warnings",
-        "--config", str(root / "config.yml"),
-        "--domain", str(root / "domain.yml"),
-        "--data", str(root / "nlu_data"),
+        str(rasa_executable(settings)),
+        "data",
+        "validate",
+        "--fail-on-warnings",
+        "--config",
+        str(root / "config.yml"),
+        "--domain",
+        str(root / "domain.yml"),
+        "--data",
+        str(root / "nlu_data"),
     ]
-    return subprocess.run(cmd, cwd=root, env=rasa_environment(settings), capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(cmd, cwd=root, env=rasa_environment(settings), capture_output=True, text=True, check=False)

@@ -21,7 +21,7 @@ class AccountCreate(BaseModel):
     owner_id: int | None = Field(default=None, description="Defaults to the acting user.")
 
 
-def visible_accounts(actor: Actor) -> Select[tuple[Account]]:
+def visible_accounts(actor: Actor) -> Select[Account]:
     return select(Account).where(owned_by_visible_user(Account.owner_id, actor))
 
 

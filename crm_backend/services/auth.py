@@ -22,7 +22,7 @@ from crm_backend.models.base import utcnow
 from crm_backend.models.users import ApiToken, Role, User
 from crm_backend.store import Actor, UnitOfWork
 
-TOKEN_PREFIX = "crm_"
+TOKEN_PREFIX = "crm_"  # noqa: S105 - a public prefix, not a secret
 IDENTITY_KEY = "crm_identity"
 
 
@@ -58,9 +58,7 @@ def authenticate_token(uow: UnitOfWork, token: str) -> Actor:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise AuthenticationFailed("Unknown API token.")
     row = uow.session.execute(
-        select(ApiToken, User)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == _digest(token))
+        select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == _digest(token))
     ).one_or_none()
     if row is None:
         raise AuthenticationFailed("Unknown API token.")
@@ -117,9 +115,7 @@ def sign_identity(secret: str, actor: Actor, channel: str, conversation_id: str)
     return {"claims": claims, "sig": sig}
 
 
-def verify_identity(
-    secret: str, block: object, conversation_id: str, max_age_seconds: float = 600.0
-) -> IdentityClaims:
+def verify_identity(secret: str, block: object, conversation_id: str, max_age_seconds: float = 600.0) -> IdentityClaims:
     """Check a signed identity block; raise `AuthenticationFailed` unless it is genuine and fresh."""
     if not isinstance(block, dict) or not isinstance(block.get("claims"), dict):
         raise AuthenticationFailed("The message carries no signed identity.")
@@ -142,4 +138,3 @@ def verify_identity(
         )
     except (KeyError, ValueError) as exc:
         raise AuthenticationFailed("The signed identity is incomplete.") from exc
-

@@ -24,14 +24,10 @@ def claim_conversation(uow: UnitOfWork, conversation_id: str | None, channel: st
     if conversation_id is None:
         conversation_id = f"{channel}-{uuid.uuid4().hex}"
     elif not CONVERSATION_ID.match(conversation_id):
-        raise ValidationFailed(
-            {"conversation_id": "use 1-80 letters, digits, '_', '-', '.' or ':'"}
-        )
+        raise ValidationFailed({"conversation_id": "use 1-80 letters, digits, '_', '-', '.' or ':'"})
     existing = uow.session.scalar(select(Conversation).where(Conversation.id == conversation_id))
     if existing is None:
-        uow.session.add(
-            Conversation(id=conversation_id, user_id=actor.user_id, channel=channel)
-        )
+        uow.session.add(Conversation(id=conversation_id, user_id=actor.user_id, channel=channel))
     elif existing.user_id != actor.user_id or existing.channel != channel:
         raise NotFound("No such conversation.")
     else:

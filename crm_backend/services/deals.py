@@ -47,7 +47,7 @@ class DealSummary(BaseModel):
     owner_username: str
 
 
-def visible_deals(actor: Actor) -> Select[tuple[Deal]]:
+def visible_deals(actor: Actor) -> Select[Deal]:
     return select(Deal).where(owned_by_visible_user(Deal.owner_id, actor))
 
 

@@ -1,0 +1,81 @@
+"""Shared fixtures: a migrated CRM database (SQLite always, PostgreSQL when reachable) with demo data.
+
+PostgreSQL tests use TEST_POSTGRES_URL (default: the local server's `test` database) and run each
+test in a schema of its own, dropped afterwards; they are skipped, with the reason shown, when the
+server cannot be reached. CI machines run PostgreSQL, so there they always run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from crm_backend.demo import seed_demo
+from crm_backend.migrate import upgrade
+from crm_backend.services import auth, users
+from crm_backend.store import Actor, Store
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_reason() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except (OperationalError, ImportError) as exc:
+        return f"PostgreSQL not reachable at TEST_POSTGRES_URL ({type(exc).__name__})"
+    return None
+
+
+_PG_SKIP = _postgres_reason()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated, empty CRM database of each supported kind."""
+    if request.param == "sqlite":
+        s = Store.from_url(f"sqlite:///{tmp_path / 'crm.sqlite3'}")
+        upgrade(s.engine)
+        yield s
+        s.dispose()
+        return
+    if _PG_SKIP:
+        pytest.skip(_PG_SKIP)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    s = Store.from_url(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        upgrade(s.engine)
+        yield s
+    finally:
+        s.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@dataclass
+class Demo:
+    store: Store
+    tokens: dict[str, str]
+
+    def actor(self, username: str) -> Actor:
+        with self.store.unit_of_work() as uow:
+            return auth.load_actor(uow, users.get_user_by_username(uow, username).id)
+
+
+@pytest.fixture
+def demo(store: Store) -> Demo:
+    """The demo teams, users, accounts and deals (see crm_backend/demo.py)."""
+    return Demo(store=store, tokens=seed_demo(store))
