@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import platform
-import socket
 import statistics
 import tempfile
 import time
@@ -25,17 +24,11 @@ import psutil
 
 from assistant.cli import ensure_demo_data
 from assistant.settings import Settings
-from assistant.stack import Stack
+from assistant.stack import Stack, free_port
 from assistant.training import ensure_model
 
 TEXTS = ("hi", "show my open deals", "what's in my pipeline?", "what can you do?", "thanks")
 USERS = ("alice", "bob", "carlos", "maria")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -134,9 +127,9 @@ def run_turn_bench(settings: Settings, sequential: int, concurrent: int, rounds:
             update={
                 "var_dir": var_dir,
                 "database_url": f"sqlite:///{var_dir / 'crm.sqlite3'}",
-                "rasa_port": _free_port(),
-                "action_server_port": _free_port(),
-                "gateway_port": _free_port(),
+                "rasa_port": free_port(),
+                "action_server_port": free_port(),
+                "gateway_port": free_port(),
             }
         )
         model, _ = ensure_model(bench_settings)

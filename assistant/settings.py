@@ -21,7 +21,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Runtime configuration; every field has a default that works for `make run`."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_file=PROJECT_ROOT / ".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
 
     project_root: Path = Field(default=PROJECT_ROOT, alias="CRM_PROJECT_ROOT")
     var_dir: Path = Field(default=PROJECT_ROOT / "var", alias="CRM_VAR_DIR")

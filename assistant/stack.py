@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,13 @@ STOP_GRACE_SECONDS = 15.0
 
 class StartupFailed(RuntimeError):
     pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (for tests and the benchmark)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def http_ok(url: str, timeout: float = 2.0, predicate: Callable[[bytes], bool] | None = None) -> bool:

@@ -7,7 +7,6 @@ The model is the one `crm-assistant train` keeps in models/ (trained here if mis
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +17,8 @@ import pytest
 
 from assistant.cli import ensure_demo_data
 from assistant.settings import Settings
-from assistant.stack import Stack
+from assistant.stack import Stack, free_port
 from assistant.training import ensure_model
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -11,10 +11,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from assistant.gateway import create_app
-from assistant.stack import http_ok
+from assistant.stack import free_port, http_ok
 from crm_backend.services.auth import IDENTITY_KEY
 from crm_backend.store import Store
-from tests.e2e.conftest import Running, free_port
+from tests.e2e.conftest import Running
 
 pytestmark = pytest.mark.e2e
 
