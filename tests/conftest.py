@@ -8,6 +8,7 @@ server cannot be reached. CI machines run PostgreSQL, so there they always run.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from crm_backend.demo import seed_demo
 from crm_backend.migrate import upgrade
+from crm_backend.models import Base
 from crm_backend.services import auth, users
 from crm_backend.store import Actor, Store
 
@@ -39,24 +41,76 @@ def _postgres_reason() -> str | None:
 _PG_SKIP = _postgres_reason()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated, empty CRM database of each supported kind."""
-    if request.param == "sqlite":
-        s = Store.from_url(f"sqlite:///{tmp_path / 'crm.sqlite3'}")
-        upgrade(s.engine)
-        yield s
-        s.dispose()
-        return
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per run; each test gets a copy (migrating takes ~0.3 s)."""
+    path = tmp_path_factory.mktemp("template") / "crm.sqlite3"
+    s = Store.from_url(f"sqlite:///{path}")
+    upgrade(s.engine)
+    s.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str]:
+    """A PostgreSQL schema migrated once per run, dropped at the end."""
     if _PG_SKIP:
         pytest.skip(_PG_SKIP)
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    s = Store.from_url(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+    s = pg_store(schema)
     try:
         upgrade(s.engine)
+        s.dispose()
+        yield schema
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def pg_store(schema: str) -> Store:
+    return Store.from_url(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+
+
+def empty_tables(s: Store) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with s.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated, empty CRM database of each supported kind."""
+    if request.param == "sqlite":
+        path = tmp_path / "crm.sqlite3"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        s = Store.from_url(f"sqlite:///{path}")
+    else:
+        s = pg_store(request.getfixturevalue("postgres_schema"))
+        empty_tables(s)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """An empty database with no schema at all, for migration tests."""
+    if request.param == "sqlite":
+        s = Store.from_url(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+        yield s
+        s.dispose()
+        return
+    if _PG_SKIP:
+        pytest.skip(_PG_SKIP)
+    schema = f"m_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    s = pg_store(schema)
+    try:
         yield s
     finally:
         s.dispose()

@@ -100,8 +100,12 @@ async def test_database_failure_becomes_a_plain_apology(installed: Demo) -> None
     metadata = signed(installed, "alice")
     installed.store.engine.dispose()
     with installed.store.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE deals")
-    assert await run(tracker("c1", metadata)) == [UNEXPECTED]
+        conn.exec_driver_sql("ALTER TABLE deals RENAME TO deals_gone")
+    try:
+        assert await run(tracker("c1", metadata)) == [UNEXPECTED]
+    finally:
+        with installed.store.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE deals_gone RENAME TO deals")
 
 
 def test_money_and_dates_read_naturally() -> None:
