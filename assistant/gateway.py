@@ -10,10 +10,8 @@ the database. Errors are JSON with a plain message, never a stack trace.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -21,23 +19,31 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.rasa_client import ActionServerClient, RasaClient, UpstreamUnavailable
 from assistant.settings import Settings
-from crm_backend.errors import AuthenticationFailed, NotFound, ValidationFailed
-from crm_backend.services.auth import IDENTITY_KEY, authenticate_token, sign_identity
+from crm_backend.api.http import (
+    MAX_BODY_BYTES,
+    STORE,
+    ApiError,
+    authenticate,
+    errors_as_json,
+    in_unit_of_work,
+    json_response,
+    read_json,
+)
+from crm_backend.api.routes import add_routes
+from crm_backend.errors import NotFound, ValidationFailed
+from crm_backend.services.auth import IDENTITY_KEY, sign_identity
 from crm_backend.services.conversations import claim_conversation
-from crm_backend.store import Actor, Store, UnitOfWork
+from crm_backend.store import Store
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "api"
-MAX_BODY_BYTES = 64 * 1024
+MAX_MESSAGE_BODY_BYTES = 64 * 1024
 
 SETTINGS = web.AppKey("settings", Settings)
-STORE = web.AppKey("store", Store)
 RASA = web.AppKey("rasa", RasaClient)
 ACTIONS = web.AppKey("actions", ActionServerClient)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-
-T = TypeVar("T")
 
 
 class MessageIn(BaseModel):
@@ -47,72 +53,8 @@ class MessageIn(BaseModel):
     conversation_id: str | None = Field(default=None, max_length=80)
 
 
-class ApiError(Exception):
-    """An error answer: HTTP status, a stable code and a sentence for people."""
-
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
-
-
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    """JSON with non-ASCII text (€, names) kept readable."""
-    return web.json_response(
-        data, status=status, headers=headers, dumps=lambda obj: json.dumps(obj, ensure_ascii=False)
-    )
-
-
-def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return json_response({"error": {"code": code, "message": message, **extra}}, status=status, headers=headers)
-
-
-@web.middleware
-async def errors_as_json(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
-    except web.HTTPRequestEntityTooLarge:
-        return error_response(413, "payload_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes.")
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "Something went wrong on our side. Please try again.")
-
-
-async def in_unit_of_work(store: Store, actor: Actor | None, work: Callable[[UnitOfWork], T]) -> T:
-    """Run blocking database work in a thread, inside one transaction."""
-
-    def run() -> T:
-        with store.unit_of_work(actor=actor, channel=CHANNEL) as uow:
-            return work(uow)
-
-    return await asyncio.to_thread(run)
-
-
-async def authenticate(request: web.Request) -> Actor:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "missing_token", "Send your API token as 'Authorization: Bearer <token>'.")
-    try:
-        return await in_unit_of_work(request.app[STORE], None, lambda uow: authenticate_token(uow, token.strip()))
-    except AuthenticationFailed as exc:
-        raise ApiError(401, "invalid_token", exc.message) from exc
-
-
 async def read_message(request: web.Request, max_chars: int) -> MessageIn:
-    try:
-        raw = await request.read()
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "malformed_json", "The request body is not valid JSON.") from exc
+    body = await read_json(request, MAX_MESSAGE_BODY_BYTES)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", 'Send a JSON object like {"text": "show my open deals"}.')
     text = body.get("text")
@@ -233,11 +175,12 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_post("/api/v1/assistant/messages", post_message)
+    add_routes(app)
     return app
 
 
 def serve(settings: Settings) -> None:
-    store = Store.from_url(settings.effective_database_url)
+    store = Store.from_url(settings.effective_database_url, secret=settings.secret(), files_dir=settings.files_dir)
     web.run_app(
         create_app(settings, store),
         host=settings.bind_host,

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         return self.var_dir / "logs"
 
     @property
+    def files_dir(self) -> Path:
+        """The document library's files."""
+        return self.var_dir / "documents"
+
+    @property
     def demo_tokens_file(self) -> Path:
         return self.var_dir / "demo-tokens.json"
 

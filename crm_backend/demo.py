@@ -104,6 +104,7 @@ def seed_demo(store: Store, today: date | None = None) -> dict[str, str]:
                     "currency": currency,
                     "probability": prob,
                     "expected_close_date": today + timedelta(days=days) if days is not None else None,
+                    **({"lost_reason": "Chose a cheaper competitor"} if stage is DealStage.CLOSED_LOST else {}),
                 },
             )
         uow.actor = None

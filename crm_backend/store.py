@@ -10,12 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
+from crm_backend import audit
+from crm_backend.errors import AuthenticationFailed, Conflict
 from crm_backend.models.users import Role
 
 
@@ -36,11 +41,10 @@ class UnitOfWork:
     session: Session
     actor: Actor | None
     channel: str
+    store: Store | None = None
 
     def require_actor(self) -> Actor:
         if self.actor is None:
-            from crm_backend.errors import AuthenticationFailed
-
             raise AuthenticationFailed("This operation needs a signed-in user.")
         return self.actor
 
@@ -59,8 +63,6 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
-            from pathlib import Path
-
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -71,20 +73,33 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 class Store:
     """Owns the engine; hands out units of work."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, secret: str | None = None, files_dir: Path | None = None) -> None:
+        audit.install()
         self.engine = engine
+        self.secret = secret  # encrypts integration credentials at rest
+        self.files_dir = files_dir  # where the document library keeps files
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> Store:
-        return cls(create_db_engine(url, **kwargs))
+    def from_url(cls, url: str, *, secret: str | None = None, files_dir: Path | None = None, **kwargs: Any) -> Store:
+        return cls(create_db_engine(url, **kwargs), secret=secret, files_dir=files_dir)
 
     @contextmanager
     def unit_of_work(self, actor: Actor | None = None, channel: str = "api") -> Iterator[UnitOfWork]:
         session = self._sessions()
+        uow = UnitOfWork(session=session, actor=actor, channel=channel, store=self)
+        session.info["uow"] = uow  # read by the audit listener at flush time
         try:
-            yield UnitOfWork(session=session, actor=actor, channel=channel)
+            yield uow
             session.commit()
+        except StaleDataError as exc:
+            session.rollback()
+            raise Conflict("The record was changed by someone else in the meantime; reload it and try again.") from exc
+        except IntegrityError as exc:
+            session.rollback()
+            raise Conflict(
+                "That clashes with existing data (a unique value is taken or a linked record is missing)."
+            ) from exc
         except BaseException:
             session.rollback()
             raise

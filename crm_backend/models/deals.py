@@ -69,7 +69,7 @@ class Deal(IdMixin, TimestampMixin, VersionMixin, OwnedMixin, SoftDeleteMixin, B
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
-    stage: Mapped[DealStage] = mapped_column(enum_column(DealStage))
+    stage: Mapped[DealStage] = mapped_column(enum_column(DealStage), default=DealStage.PROSPECTING)
     type: Mapped[DealType] = mapped_column(enum_column(DealType), default=DealType.NEW_BUSINESS)
     amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     currency: Mapped[str] = mapped_column(String(3), default="USD")

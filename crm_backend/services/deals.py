@@ -1,34 +1,22 @@
-"""Deals: the pipeline queries the assistant answers from, and deal creation."""
+"""Deals: pipeline rules (stage → probability, closing) and the queries the assistant answers from."""
 
 from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 
-from crm_backend.errors import NotFound
+from crm_backend.errors import ValidationFailed
 from crm_backend.models.accounts import Account
-from crm_backend.models.deals import CLOSED_STAGES, Deal, DealStage
+from crm_backend.models.base import utcnow
+from crm_backend.models.deals import CLOSED_STAGES, STAGE_PROBABILITY, Deal, DealStage
 from crm_backend.models.users import User
-from crm_backend.services.accounts import visible_accounts
-from crm_backend.services.scopes import owned_by_visible_user
-from crm_backend.services.validation import validated
+from crm_backend.services import records
+from crm_backend.services.scopes import Visibility, visible
 from crm_backend.store import Actor, UnitOfWork
-
-
-class DealCreate(BaseModel):
-    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    account_id: int
-    stage: DealStage = DealStage.PROSPECTING
-    amount: Decimal = Field(ge=0, max_digits=14, decimal_places=2)
-    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
-    probability: int = Field(default=10, ge=0, le=100)
-    expected_close_date: date | None = None
-    owner_id: int | None = Field(default=None, description="Defaults to the acting user.")
 
 
 class DealSummary(BaseModel):
@@ -47,8 +35,53 @@ class DealSummary(BaseModel):
     owner_username: str
 
 
+class StageChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stage: DealStage
+    probability: int | None = Field(default=None, ge=0, le=100)
+    lost_reason: str | None = Field(default=None, max_length=500)
+    version: int | None = None
+
+
 def visible_deals(actor: Actor) -> Select[Deal]:
-    return select(Deal).where(owned_by_visible_user(Deal.owner_id, actor))
+    return select(Deal).where(visible(Deal, Visibility.OWNED, actor), Deal.deleted_at.is_(None))
+
+
+def apply_stage_rules(deal: Deal, stage: DealStage, probability: int | None, lost_reason: str | None) -> None:
+    """Probability follows the stage unless overridden; closing stamps the date; losing needs a reason."""
+    if stage is DealStage.CLOSED_LOST and not (lost_reason or deal.lost_reason):
+        raise ValidationFailed({"lost_reason": "say why the deal was lost"})
+    deal.stage = stage
+    deal.probability = probability if probability is not None else STAGE_PROBABILITY[stage]
+    if lost_reason is not None:
+        deal.lost_reason = lost_reason
+    deal.closed_at = utcnow() if stage in CLOSED_STAGES else None
+
+
+def before_create(uow: UnitOfWork, deal: Deal, values: dict[str, Any]) -> None:
+    stage = DealStage(values.get("stage", DealStage.PROSPECTING))
+    apply_stage_rules(deal, stage, values.get("probability"), values.get("lost_reason"))
+
+
+def before_update(uow: UnitOfWork, deal: Deal, changes: dict[str, tuple[Any, Any]]) -> None:
+    if "stage" in changes:
+        stage = changes.pop("stage")[1]
+        probability = changes.pop("probability", (None, None))[1]
+        lost_reason = changes.pop("lost_reason", (None, None))[1]
+        apply_stage_rules(deal, stage, probability, lost_reason)
+
+
+def change_stage(uow: UnitOfWork, deal_id: int, change: StageChange | dict[str, Any]) -> Deal:
+    """`POST /deals/{id}/stage` and the assistant's "move the Nimbus deal to negotiation"."""
+    data = change if isinstance(change, StageChange) else StageChange.model_validate(change)
+    values: dict[str, Any] = {"stage": data.stage}
+    if data.probability is not None:
+        values["probability"] = data.probability
+    if data.lost_reason is not None:
+        values["lost_reason"] = data.lost_reason
+    deal: Deal = records.update_record(uow, records.resource("deals"), deal_id, values, data.version)
+    return deal
 
 
 def list_open_deals(uow: UnitOfWork, limit: int = 50) -> list[DealSummary]:
@@ -79,16 +112,6 @@ def list_open_deals(uow: UnitOfWork, limit: int = 50) -> list[DealSummary]:
     ]
 
 
-def create_deal(uow: UnitOfWork, data: DealCreate | dict[str, object]) -> Deal:
-    payload = validated(DealCreate, data)
-    actor = uow.require_actor()
-    account = uow.session.scalar(visible_accounts(actor).where(Account.id == payload.account_id))
-    if account is None:
-        raise NotFound("No such account.")
-    owner_id = payload.owner_id if payload.owner_id is not None else actor.user_id
-    if uow.session.get(User, owner_id) is None:
-        raise NotFound("No such owner.")
-    deal = Deal(**payload.model_dump(exclude={"owner_id"}), owner_id=owner_id)
-    uow.session.add(deal)
-    uow.session.flush()
+def create_deal(uow: UnitOfWork, data: dict[str, Any]) -> Deal:
+    deal: Deal = records.create_record(uow, records.resource("deals"), data)
     return deal

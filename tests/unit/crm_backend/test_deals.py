@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from crm_backend.errors import AuthenticationFailed, NotFound, ValidationFailed
+from crm_backend.errors import AuthenticationFailed, ValidationFailed
 from crm_backend.models import Account, Deal
 from crm_backend.services import accounts, deals
 from tests.conftest import Demo
@@ -81,8 +81,9 @@ def test_rep_cannot_create_a_deal_on_another_reps_account(demo: Demo) -> None:
     alice, bob = demo.actor("alice"), demo.actor("bob")
     with demo.store.unit_of_work(actor=alice) as uow:
         alices_account = uow.session.scalar(select(Account.id).where(Account.owner_id == alice.user_id))
-    with pytest.raises(NotFound), demo.store.unit_of_work(actor=bob) as uow:
+    with pytest.raises(ValidationFailed) as err, demo.store.unit_of_work(actor=bob) as uow:
         deals.create_deal(uow, {"name": "Sneaky", "account_id": alices_account, "amount": "10"})
+    assert err.value.fields == {"account_id": f"no account with id {alices_account}"}
 
 
 def test_failed_unit_of_work_rolls_back_everything_it_wrote(demo: Demo) -> None:

@@ -1,0 +1,214 @@
+"""REST routes: one collection per resource (list, get, create, patch, delete) and the seeds'
+operations (convert and qualify a lead, move a deal's stage, an account's hierarchy and 360°
+summary, currency conversion, calendar conflicts)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from crm_backend.api.http import (
+    STORE,
+    ApiError,
+    authenticate,
+    in_unit_of_work,
+    json_response,
+    read_object,
+)
+from crm_backend.services import accounts, calendar, currencies, deals, leads, records
+from crm_backend.services.records import ListQuery, Resource
+from crm_backend.store import UnitOfWork
+
+PREFIX = "/api/v1"
+RESERVED = {"limit", "offset", "q", "sort", "format", "allow_duplicate"}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} must be a whole number.") from None
+
+
+def record_id(request: web.Request) -> int:
+    return _int(request.match_info["id"], "The id")
+
+
+def expected_version(request: web.Request) -> int | None:
+    """The version the client's change is based on: `If-Match: "3"` or `?version=3`."""
+    raw = request.headers.get("If-Match") or request.query.get("version")
+    if raw is None or raw.strip() == "*":
+        return None
+    return _int(raw.strip().removeprefix("W/").strip('"'), "If-Match / version")
+
+
+def list_query(request: web.Request) -> ListQuery:
+    q = request.query
+    return ListQuery(
+        filters={k: v for k, v in q.items() if k not in RESERVED},
+        q=q.get("q") or None,
+        sort=q.get("sort") or None,
+        limit=_int(q.get("limit", "50"), "limit"),
+        offset=_int(q.get("offset", "0"), "offset"),
+    )
+
+
+def _etag(data: dict[str, Any]) -> dict[str, str]:
+    return {"ETag": f'"{data["version"]}"'} if "version" in data else {}
+
+
+async def run(request: web.Request, work: Callable[[UnitOfWork], Any]) -> Any:
+    actor = await authenticate(request)
+    return await in_unit_of_work(request.app[STORE], actor, work)
+
+
+def collection_handlers(res: Resource) -> dict[str, Handler]:
+    async def list_(request: web.Request) -> web.Response:
+        query = list_query(request)
+
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            page = records.list_records(uow, res, query)
+            return {
+                "items": [records.serialize(res, o) for o in page.items],
+                "total": page.total,
+                "limit": query.limit,
+                "offset": query.offset,
+            }
+
+        return json_response(await run(request, work))
+
+    async def get(request: web.Request) -> web.Response:
+        rid = record_id(request)
+        data = await run(request, lambda uow: records.serialize(res, records.get_record(uow, res, rid)))
+        return json_response(data, headers=_etag(data))
+
+    async def create(request: web.Request) -> web.Response:
+        await authenticate(request)
+        body = await read_object(request)
+        allow_duplicate = request.query.get("allow_duplicate", "").lower() in ("1", "true", "yes")
+        data = await run(
+            request,
+            lambda uow: records.serialize(res, records.create_record(uow, res, body, allow_duplicate=allow_duplicate)),
+        )
+        headers = {"Location": f"{PREFIX}/{res.name}/{data['id']}", **_etag(data)}
+        return json_response(data, status=201, headers=headers)
+
+    async def patch(request: web.Request) -> web.Response:
+        rid, version = record_id(request), expected_version(request)
+        await authenticate(request)
+        body = await read_object(request)
+        data = await run(
+            request, lambda uow: records.serialize(res, records.update_record(uow, res, rid, body, version))
+        )
+        return json_response(data, headers=_etag(data))
+
+    async def delete(request: web.Request) -> web.Response:
+        rid, version = record_id(request), expected_version(request)
+        await run(request, lambda uow: records.delete_record(uow, res, rid, version))
+        return web.Response(status=204)
+
+    return {"list": list_, "get": get, "create": create, "patch": patch, "delete": delete}
+
+
+# --- the seeds' operations -------------------------------------------------------------------------
+async def convert_lead(request: web.Request) -> web.Response:
+    rid = record_id(request)
+    await authenticate(request)
+    body = await read_object(request)
+    return json_response(await run(request, lambda uow: leads.convert(uow, rid, body)), status=201)
+
+
+async def qualify_lead(request: web.Request) -> web.Response:
+    rid = record_id(request)
+    await authenticate(request)
+    body = await read_object(request)
+    res = records.resource("leads")
+    return json_response(await run(request, lambda uow: records.serialize(res, leads.qualify(uow, rid, body))))
+
+
+async def deal_stage(request: web.Request) -> web.Response:
+    rid = record_id(request)
+    await authenticate(request)
+    body = await read_object(request)
+    if "version" not in body and (version := expected_version(request)) is not None:
+        body["version"] = version
+    res = records.resource("deals")
+    return json_response(await run(request, lambda uow: records.serialize(res, deals.change_stage(uow, rid, body))))
+
+
+async def account_hierarchy(request: web.Request) -> web.Response:
+    rid = record_id(request)
+    return json_response(await run(request, lambda uow: accounts.hierarchy(uow, rid)))
+
+
+async def account_summary(request: web.Request) -> web.Response:
+    rid = record_id(request)
+    return json_response(await run(request, lambda uow: accounts.summary(uow, rid)))
+
+
+async def convert_currency(request: web.Request) -> web.Response:
+    await authenticate(request)
+    body = await read_object(request)
+    return json_response(await run(request, lambda uow: currencies.convert(uow, body)))
+
+
+def _when(request: web.Request, name: str) -> dt.datetime:
+    raw = request.query.get(name)
+    if not raw:
+        raise ApiError(400, "invalid_parameter", f"Give {name} as an ISO 8601 date-time.")
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} is not an ISO 8601 date-time.") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+async def booking_conflicts(request: web.Request) -> web.Response:
+    actor = await authenticate(request)
+    start, end = _when(request, "start"), _when(request, "end")
+    user_id = _int(request.query.get("user_id", str(actor.user_id)), "user_id")
+    res = records.resource("calendar-bookings")
+
+    def work(uow: UnitOfWork) -> dict[str, Any]:
+        if user_id != actor.user_id:
+            records.get_record(uow, records.resource("users"), user_id)  # must exist
+        found = calendar.conflicts(uow, user_id, start, end)
+        visible_ids = {
+            b.id for b in uow.session.scalars(records.scoped(res, actor).where(res.id_column.in_([b.id for b in found])))
+        }
+        items = [
+            records.serialize(res, b)
+            if b.id in visible_ids
+            else {"id": None, "title": "Busy", "start_at": b.start_at.isoformat(), "end_at": b.end_at.isoformat()}
+            for b in found
+        ]
+        return {"items": items, "total": len(items)}
+
+    return json_response(await run(request, work))
+
+
+def add_routes(app: web.Application) -> None:
+    """Every CRM route under /api/v1, in an order where fixed paths win over `{id}`."""
+    import crm_backend.resources  # noqa: F401 - fills the registry
+
+    r = app.router
+    r.add_post(f"{PREFIX}/currencies/convert", convert_currency)
+    r.add_get(f"{PREFIX}/calendar-bookings/conflicts", booking_conflicts)
+    r.add_post(PREFIX + "/leads/{id:\\d+}/convert", convert_lead)
+    r.add_post(PREFIX + "/leads/{id:\\d+}/qualify", qualify_lead)
+    r.add_post(PREFIX + "/deals/{id:\\d+}/stage", deal_stage)
+    r.add_get(PREFIX + "/accounts/{id:\\d+}/hierarchy", account_hierarchy)
+    r.add_get(PREFIX + "/accounts/{id:\\d+}/summary", account_summary)
+    for res in records.REGISTRY.values():
+        h = collection_handlers(res)
+        base = f"{PREFIX}/{res.name}"
+        r.add_get(base, h["list"])
+        r.add_get(base + "/{id:\\d+}", h["get"])
+        if res.writable:
+            r.add_post(base, h["create"])
+            r.add_patch(base + "/{id:\\d+}", h["patch"])
+            r.add_delete(base + "/{id:\\d+}", h["delete"])

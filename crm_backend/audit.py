@@ -1,0 +1,118 @@
+"""The audit trail, written by the session itself: every flushed insert, update and delete of an
+audited model adds an AuditLog row in the same transaction, naming the acting user and channel.
+
+No service can forget it, and a rolled-back write leaves no audit row behind. Secret columns are
+recorded as changed but never with their values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event, insert, inspect
+from sqlalchemy.orm import Session, UOWTransaction
+
+from crm_backend.models.audit import AuditLog
+from crm_backend.models.base import Base, utcnow
+
+MASK = "***"
+# Models whose rows are not audited: the log itself, per-message bookkeeping.
+NOT_AUDITED = {"audit_log", "conversations"}
+# Columns whose change alone is not worth a row (usage bookkeeping).
+IGNORED_COLUMNS = {"updated_at", "version", "last_used_at", "last_message_at"}
+
+
+def is_secret(column: str) -> bool:
+    return column.endswith("_encrypted") or column == "token_hash"
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe rendering of a column value."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+def _changes(obj: Base, action: str) -> dict[str, Any]:
+    state = inspect(obj)
+    out: dict[str, Any] = {}
+    for attr in state.mapper.column_attrs:
+        key = attr.key
+        if key in IGNORED_COLUMNS or (action == "create" and key in {"created_at", "id"}):
+            continue
+        hist = state.attrs[key].history
+        if action == "create":
+            value = getattr(obj, key)
+            if value is None:
+                continue
+            out[key] = [None, MASK if is_secret(key) else _plain(value)]
+        elif action == "delete":
+            value = hist.unchanged[0] if hist.unchanged else (hist.deleted[0] if hist.deleted else None)
+            if value is not None:
+                out[key] = [MASK if is_secret(key) else _plain(value), None]
+        elif hist.has_changes():
+            before = hist.deleted[0] if hist.deleted else None
+            after = hist.added[0] if hist.added else None
+            if before != after:
+                out[key] = [MASK, MASK] if is_secret(key) else [_plain(before), _plain(after)]
+    return out
+
+
+def _entity_id(obj: Base) -> int | None:
+    ident = inspect(obj).identity
+    if ident and len(ident) == 1 and isinstance(ident[0], int):
+        return ident[0]
+    return None
+
+
+def _pending_rows(session: Session) -> list[dict[str, Any]]:
+    uow = session.info.get("uow")
+    actor = getattr(uow, "actor", None)
+    channel = getattr(uow, "channel", "system")
+    rows: list[dict[str, Any]] = []
+    now = utcnow()
+    for action, objects in (("create", session.new), ("update", session.dirty), ("delete", session.deleted)):
+        for obj in objects:
+            if not isinstance(obj, Base) or obj.__tablename__ in NOT_AUDITED:
+                continue
+            if action == "update" and not session.is_modified(obj, include_collections=False):
+                continue
+            changes = _changes(obj, action)
+            if action == "update" and not changes:
+                continue
+            rows.append(
+                {
+                    "obj": obj,
+                    "at": now,
+                    "user_id": actor.user_id if actor else None,
+                    "channel": channel,
+                    "action": action,
+                    "entity_type": obj.__tablename__,
+                    "changes": changes,
+                }
+            )
+    return rows
+
+
+def install(session_class: type[Session] = Session) -> None:
+    """Attach the audit listener (idempotent)."""
+    if not event.contains(session_class, "after_flush", _after_flush):
+        event.listen(session_class, "after_flush", _after_flush)
+
+
+def _after_flush(session: Session, _flush: UOWTransaction) -> None:
+    # In after_flush the new/dirty/deleted sets and attribute history still describe this flush,
+    # and new rows already have their ids and column defaults.
+    rows = _pending_rows(session)
+    if not rows:
+        return
+    for row in rows:
+        row["entity_id"] = _entity_id(row.pop("obj"))
+    session.connection().execute(insert(AuditLog), rows)

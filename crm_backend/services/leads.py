@@ -1,0 +1,198 @@
+"""Leads: duplicate detection, BANT qualification and conversion into account, contact and deal."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import or_
+
+from crm_backend.errors import Conflict, ValidationFailed
+from crm_backend.models.accounts import Account, AccountType
+from crm_backend.models.base import utcnow
+from crm_backend.models.leads import Lead, LeadStatus
+from crm_backend.services import records
+from crm_backend.services.matching import dedup_key, normal_company, normal_email, normal_phone, similar_names
+from crm_backend.services.validation import validated
+from crm_backend.store import UnitOfWork
+
+
+def _full_name(first: str | None, last: str | None) -> str:
+    return " ".join(p for p in (first, last) if p)
+
+
+def before_create(uow: UnitOfWork, lead: Lead, values: dict[str, Any]) -> None:
+    lead.dedup_key = dedup_key(lead.email, lead.phone, lead.company)
+
+
+def before_update(uow: UnitOfWork, lead: Lead, changes: dict[str, tuple[Any, Any]]) -> None:
+    if changes.keys() & {"email", "phone", "company"}:
+        merged = {k: changes[k][1] if k in changes else getattr(lead, k) for k in ("email", "phone", "company")}
+        lead.dedup_key = dedup_key(merged["email"], merged["phone"], merged["company"])
+    if "status" in changes and changes["status"][1] is LeadStatus.CONVERTED and lead.converted_at is None:
+        raise ValidationFailed({"status": "convert a lead with POST /leads/{id}/convert"})
+
+
+def find_duplicates(uow: UnitOfWork, lead: Lead) -> list[dict[str, Any]]:
+    """Visible leads with the same email or phone, or a similar name at the same company."""
+    actor = uow.require_actor()
+    email, phone, company = normal_email(lead.email), normal_phone(lead.phone), normal_company(lead.company)
+    clauses = []
+    if email:
+        clauses.append(Lead.dedup_key == email)
+        clauses.append(Lead.email.ilike(email))
+    if phone:
+        clauses.append(Lead.phone.like(f"%{phone[-4:]}"))
+    if company:
+        clauses.append(Lead.dedup_key == f"co:{company}")
+        clauses.append(Lead.company.ilike(f"%{company.split()[0]}%"))
+    if not clauses:
+        return []
+    found = []
+    for other in uow.session.scalars(records.scoped(records.resource("leads"), actor).where(or_(*clauses)).limit(200)):
+        if email and normal_email(other.email) == email:
+            reason = "same email"
+        elif phone and normal_phone(other.phone) == phone:
+            reason = "same phone"
+        elif (
+            company
+            and normal_company(other.company) == company
+            and similar_names(
+                _full_name(lead.first_name, lead.last_name), _full_name(other.first_name, other.last_name)
+            )
+        ):
+            reason = "similar name at the same company"
+        else:
+            continue
+        found.append(
+            {
+                "id": other.id,
+                "name": _full_name(other.first_name, other.last_name),
+                "company": other.company,
+                "email": other.email,
+                "reason": reason,
+            }
+        )
+    return found
+
+
+class Qualification(BaseModel):
+    """BANT answers; a lead with all four known is Qualified."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    budget: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+    has_authority: bool | None = None
+    need: str | None = Field(default=None, max_length=1000)
+    timeline: str | None = Field(default=None, max_length=100)
+    version: int | None = None
+
+
+def qualify(uow: UnitOfWork, lead_id: int, data: Qualification | dict[str, Any]) -> Lead:
+    answers = validated(Qualification, data)
+    values = answers.model_dump(exclude_unset=True, exclude={"version"})
+    res = records.resource("leads")
+    lead: Lead = records.get_record(uow, res, lead_id)
+    if lead.status in (LeadStatus.CONVERTED, LeadStatus.LOST):
+        raise Conflict(f"This lead is {lead.status.value}; it can no longer be qualified.")
+    merged = {k: values.get(k, getattr(lead, k)) for k in ("budget", "has_authority", "need", "timeline")}
+    if all(v is not None and v != "" for v in merged.values()):
+        values["status"] = LeadStatus.QUALIFIED
+    elif lead.status is LeadStatus.NEW:
+        values["status"] = LeadStatus.CONTACTED
+    updated: Lead = records.update_record(uow, res, lead_id, values, answers.version)
+    return updated
+
+
+class Conversion(BaseModel):
+    """How to convert: into an existing account or a new one, with or without a deal."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    account_id: int | None = None
+    account_name: str | None = Field(default=None, max_length=200)
+    create_deal: bool = True
+    deal_name: str | None = Field(default=None, max_length=200)
+    amount: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    expected_close_date: date | None = None
+    version: int | None = None
+
+
+def convert(uow: UnitOfWork, lead_id: int, data: Conversion | dict[str, Any]) -> dict[str, Any]:
+    """Lead → account (existing or new) + contact (+ deal), lead marked Converted; one transaction."""
+    options = validated(Conversion, data)
+    leads = records.resource("leads")
+    lead: Lead = records.get_record(uow, leads, lead_id)
+    if lead.status is LeadStatus.CONVERTED:
+        raise Conflict("This lead was already converted.")
+    if lead.status is LeadStatus.LOST:
+        raise Conflict("This lead is marked Lost; reopen it before converting.")
+    if options.version is not None and options.version != lead.version:
+        raise Conflict(f"This lead is at version {lead.version}, not {options.version}: reload it and try again.")
+    owner = {"owner_id": lead.owner_id}
+    if options.account_id is not None:
+        account: Account = records.get_record(uow, records.resource("accounts"), options.account_id)
+    else:
+        name = options.account_name or lead.company
+        if not name:
+            raise ValidationFailed({"account_name": "the lead has no company; name the account"})
+        account = records.create_record(
+            uow,
+            records.resource("accounts"),
+            {
+                "name": name,
+                "type": AccountType.PROSPECT,
+                "industry": lead.industry,
+                "employees": lead.employees,
+                "country": lead.country,
+                "territory_id": lead.territory_id,
+                **owner,
+            },
+            allow_duplicate=True,
+        )
+    contact = records.create_record(
+        uow,
+        records.resource("contacts"),
+        {
+            "first_name": lead.first_name or "",
+            "last_name": lead.last_name,
+            "email": lead.email,
+            "phone": lead.phone,
+            "job_title": lead.title,
+            "account_id": account.id,
+            "territory_id": lead.territory_id,
+            **owner,
+        },
+        allow_duplicate=True,
+    )
+    deal = None
+    if options.create_deal:
+        deal = records.create_record(
+            uow,
+            records.resource("deals"),
+            {
+                "name": options.deal_name or f"{account.name} - {lead.need or 'New business'}"[:200],
+                "account_id": account.id,
+                "contact_id": contact.id,
+                "lead_id": lead.id,
+                "amount": options.amount if options.amount is not None else (lead.budget or Decimal(0)),
+                "currency": options.currency,
+                "expected_close_date": options.expected_close_date,
+                "territory_id": lead.territory_id,
+                **owner,
+            },
+        )
+    lead.status = LeadStatus.CONVERTED
+    lead.converted_at = utcnow()
+    lead.converted_account_id = account.id
+    lead.converted_contact_id = contact.id
+    uow.session.flush()
+    return {
+        "lead_id": lead.id,
+        "account_id": account.id,
+        "contact_id": contact.id,
+        "deal_id": deal.id if deal is not None else None,
+    }
