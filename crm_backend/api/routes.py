@@ -178,7 +178,8 @@ async def booking_conflicts(request: web.Request) -> web.Response:
             records.get_record(uow, records.resource("users"), user_id)  # must exist
         found = calendar.conflicts(uow, user_id, start, end)
         visible_ids = {
-            b.id for b in uow.session.scalars(records.scoped(res, actor).where(res.id_column.in_([b.id for b in found])))
+            b.id
+            for b in uow.session.scalars(records.scoped(res, actor).where(res.id_column.in_([b.id for b in found])))
         }
         items = [
             records.serialize(res, b)
