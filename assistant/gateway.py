@@ -19,17 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.rasa_client import ActionServerClient, RasaClient, UpstreamUnavailable
 from assistant.settings import Settings
-from crm_backend.api.http import (
-    MAX_BODY_BYTES,
-    STORE,
-    ApiError,
-    authenticate,
-    errors_as_json,
-    in_unit_of_work,
-    json_response,
-    read_json,
-)
-from crm_backend.api.routes import add_routes
+from crm_backend.api.app import build_app
+from crm_backend.api.http import STORE, ApiError, authenticate, in_unit_of_work, json_response, read_json
 from crm_backend.errors import NotFound, ValidationFailed
 from crm_backend.services.auth import IDENTITY_KEY, sign_identity
 from crm_backend.services.conversations import claim_conversation
@@ -152,9 +143,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings, store: Store) -> web.Application:
-    app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
+    """The CRM REST API plus the assistant's message route, health and readiness."""
+    app = build_app(store)
     app[SETTINGS] = settings
-    app[STORE] = store
 
     async def clients(app: web.Application) -> Any:
         http = aiohttp.ClientSession()
@@ -175,7 +166,6 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_post("/api/v1/assistant/messages", post_message)
-    add_routes(app)
     return app
 
 

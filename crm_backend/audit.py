@@ -66,10 +66,8 @@ def _changes(obj: Base, action: str) -> dict[str, Any]:
 
 
 def _entity_id(obj: Base) -> int | None:
-    ident = inspect(obj).identity
-    if ident and len(ident) == 1 and isinstance(ident[0], int):
-        return ident[0]
-    return None
+    value = getattr(obj, "id", None)  # assigned by the flush, even before the identity map knows it
+    return value if isinstance(value, int) else None
 
 
 def _pending_rows(session: Session) -> list[dict[str, Any]]:

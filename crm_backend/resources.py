@@ -24,7 +24,7 @@ from crm_backend.services import (
     integrations,
     leads,
 )
-from crm_backend.services.records import Resource, register
+from crm_backend.services.records import Resource, check_linked_entity, register
 from crm_backend.services.scopes import Visibility
 
 PERCENT = (int, Field(ge=0, le=100))
@@ -119,6 +119,12 @@ def _forecast_variance(f: Any) -> dict[str, Any]:
     variance = f.actual_amount - f.forecast_amount
     pct = (variance / f.forecast_amount * 100).quantize(Decimal("0.1")) if f.forecast_amount else None
     return {"variance": str(variance), "variance_percent": str(pct) if pct is not None else None}
+
+
+VARIANCE: dict[str, tuple[Any, Any]] = {
+    "variance": (str | None, Field(default=None, description="actual - forecast")),
+    "variance_percent": (str | None, Field(default=None)),
+}
 
 
 def _rule_set_prepare(uow: Any, values: dict[str, Any]) -> dict[str, Any]:
@@ -244,6 +250,7 @@ add(
     filters=("period_type", "method", "period_start", "owner_id", "territory_id"),
     sort=(*TEXT_FIELDS, "period_start", "forecast_amount"),
     serialize_extra=_forecast_variance,
+    extra_read=VARIANCE,
 )
 add(
     "territory-forecasts",
@@ -254,6 +261,7 @@ add(
     filters=("territory_id", "period_type", "method", "period_start", "owner_id"),
     sort=(*TEXT_FIELDS, "period_start", "forecast_amount"),
     serialize_extra=_forecast_variance,
+    extra_read=VARIANCE,
 )
 add(
     "territories",
@@ -286,6 +294,7 @@ add(
     search=("title",),
     filters=("type", "is_read", "is_important", "entity_type", "entity_id"),
     sort=(*TEXT_FIELDS,),
+    before_create=check_linked_entity,
 )
 add(
     "sales-signals",
@@ -295,6 +304,7 @@ add(
     search=("title", "signal_type"),
     filters=("entity_type", "entity_id", "category", "processed", "account_id"),
     sort=(*TEXT_FIELDS, "confidence"),
+    before_create=check_linked_entity,
 )
 add(
     "documents",
@@ -374,7 +384,7 @@ add(
     read_only=frozenset({"rate_updated_at"}),
     overrides={
         "code": (str, Field(pattern=r"^[A-Za-z]{3}$")),
-        "rate_to_base": (Any, Field(gt=0, max_digits=20, decimal_places=10)),
+        "rate_to_base": (Decimal, Field(gt=0, max_digits=20, decimal_places=10)),
     },
     search=("code", "name"),
     filters=("is_active", "is_base", "code"),
@@ -482,6 +492,7 @@ add(
     search=("body",),
     filters=("entity_type", "entity_id", "owner_id"),
     sort=(*TEXT_FIELDS,),
+    before_create=check_linked_entity,
 )
 add(
     "custom-fields",

@@ -125,7 +125,7 @@ def _field_kwargs(info: Any) -> dict[str, Any]:
     """The constraints of a FieldInfo, to rebuild it with another default."""
     kwargs: dict[str, Any] = {}
     for meta in getattr(info, "metadata", []):
-        for attr in ("max_length", "min_length", "pattern", "ge", "le", "gt", "lt"):
+        for attr in ("max_length", "min_length", "pattern", "ge", "le", "gt", "lt", "max_digits", "decimal_places"):
             value = getattr(meta, attr, None)
             if value is not None:
                 kwargs[attr] = value

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -71,8 +72,14 @@ def postgres_schema() -> Iterator[str]:
         admin.dispose()
 
 
-def pg_store(schema: str) -> Store:
-    return Store.from_url(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+def STORE_OPTIONS(tmp_path: Path) -> dict[str, Any]:
+    """What the server configures on its store: the secret key and the document folder."""
+    return {"secret": "test-secret", "files_dir": tmp_path / "files"}
+
+
+def pg_store(schema: str, tmp_path: Path | None = None) -> Store:
+    options = STORE_OPTIONS(tmp_path) if tmp_path else {}
+    return Store.from_url(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"}, **options)
 
 
 def empty_tables(s: Store) -> None:
@@ -87,9 +94,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         path = tmp_path / "crm.sqlite3"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        s = Store.from_url(f"sqlite:///{path}")
+        s = Store.from_url(f"sqlite:///{path}", **STORE_OPTIONS(tmp_path))
     else:
-        s = pg_store(request.getfixturevalue("postgres_schema"))
+        s = pg_store(request.getfixturevalue("postgres_schema"), tmp_path)
         empty_tables(s)
     yield s
     s.dispose()

@@ -27,7 +27,7 @@ from crm_backend.store import Actor, Store, UnitOfWork
 log = logging.getLogger(__name__)
 
 STORE = web.AppKey("store", Store)
-ACTOR = "crm_actor"
+ACTOR = web.RequestKey("crm_actor", Actor)
 MAX_BODY_BYTES = 16 * 1024 * 1024  # the largest request any route accepts (document uploads, imports)
 T = TypeVar("T")
 

@@ -211,10 +211,12 @@ def get_record(uow: UnitOfWork, res: Resource, record_id: int) -> Any:
 
 
 def serialize(res: Resource, obj: Any) -> dict[str, Any]:
-    data = res.read_schema.model_validate(obj).model_dump(mode="json")
+    """The record as its Read schema (computed fields from `serialize_extra`), JSON-ready."""
+    columns = inspect(res.model).column_attrs.keys()
+    values = {name: getattr(obj, name) for name in res.read_schema.model_fields if name in columns}
     if res.serialize_extra:
-        data.update(res.serialize_extra(obj))
-    return data
+        values.update(res.serialize_extra(obj))
+    return res.read_schema.model_validate(values).model_dump(mode="json")
 
 
 # --- writing ---------------------------------------------------------------------------------------
@@ -251,6 +253,21 @@ def _check_references(uow: UnitOfWork, res: Resource, values: Mapping[str, Any])
             )
             if found is None:
                 raise ValidationFailed({name: f"no {target.noun} with id {value}"})
+
+
+def check_linked_entity(uow: UnitOfWork, obj: Any, values: dict[str, Any]) -> None:
+    """Notes, signals and feed items point at any record by (entity_type, entity_id): it must be one
+    the acting user can see."""
+    entity_type, entity_id = getattr(obj, "entity_type", None), getattr(obj, "entity_id", None)
+    if entity_type is None or entity_id is None:
+        return
+    kind = str(getattr(entity_type, "value", entity_type))
+    target = REGISTRY.get(kind) or REGISTRY.get(f"{kind}s") or BY_TABLE.get(kind)
+    if target is None:
+        raise ValidationFailed({"entity_type": f"{kind!r} is not a kind of record"})
+    found = uow.session.scalar(scoped(target, uow.require_actor()).where(target.id_column == entity_id))
+    if found is None:
+        raise ValidationFailed({"entity_id": f"no {target.noun} with id {entity_id}"})
 
 
 def validate_custom_fields(uow: UnitOfWork, entity_type: str, values: dict[str, Any]) -> None:
