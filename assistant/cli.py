@@ -9,13 +9,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
-    from crm_backend.store import Store
+    from crm_backend.store import Actor, Store
 
 log = logging.getLogger("crm-assistant")
 
@@ -155,6 +156,71 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _actor(store: Store, username: str) -> Actor:
+    from crm_backend.services import auth, users
+
+    with store.unit_of_work(channel="cli") as uow:
+        return auth.load_actor(uow, users.get_user_by_username(uow, username).id)
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Stream a CSV/JSON file into the CRM as a user; all-or-nothing unless --partial."""
+    from crm_backend import transfer
+    from crm_backend.errors import CrmError
+
+    mapping = dict(pair.split("=", 1) for pair in args.map or [])
+    fmt = args.format or ("json" if args.file.suffix.lower() == ".json" else "csv")
+    migrate(settings)
+    store = open_store(settings)
+    started = time.monotonic()
+
+    def progress(done: int) -> None:
+        rate = done / max(time.monotonic() - started, 1e-6)
+        sys.stderr.write(f"\r{args.entity}: {done:,} rows checked ({rate:,.0f} rows/s)")
+        sys.stderr.flush()
+
+    try:
+        actor = _actor(store, args.as_user)
+        with args.file.open(encoding="utf-8", newline="") as fh:
+            rows = transfer.read_json(fh) if fmt == "json" else transfer.read_csv(fh, args.entity, mapping)
+            report = transfer.import_rows(store, actor, args.entity, rows, partial=args.partial, progress=progress)
+    except CrmError as exc:
+        sys.stderr.write("\n")
+        print(f"import: {exc.message} {getattr(exc, 'fields', '') or ''}".strip(), file=sys.stderr)
+        return 2
+    finally:
+        store.dispose()
+    sys.stderr.write("\n")
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        state = "written" if report.committed else "NOTHING written (all-or-nothing; use --partial to keep good rows)"
+        print(
+            f"{report.total:,} rows, {report.created:,} created, {len(report.rejected)} rejected, "
+            f"{len(report.duplicates)} duplicates: {state}"
+        )
+        for row in [*report.rejected, *report.duplicates][:50]:
+            print(f"  line {row.line}: {row.reason}")
+    return 0 if report.committed and not report.rejected and not report.duplicates else 1
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from crm_backend import transfer
+
+    store = open_store(settings)
+    try:
+        actor = _actor(store, args.as_user)
+        if args.output:
+            with args.output.open("w", encoding="utf-8", newline="") as out:
+                count = transfer.export_rows(store, actor, args.entity, out, args.format)
+        else:
+            count = transfer.export_rows(store, actor, args.entity, sys.stdout, args.format)
+    finally:
+        store.dispose()
+    print(f"exported {count:,} {args.entity}", file=sys.stderr)
+    return 0
+
+
 def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
     from assistant.gateway import serve
 
@@ -249,6 +315,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="cli", help="a label for the token (default: cli)")
     sub.add_parser("api", help="run the assistant gateway only")
     sub.add_parser("actions", help="run the action server only")
+    p = sub.add_parser("import", help="import leads, accounts, contacts, deals or activities from CSV/JSON")
+    p.add_argument("entity", choices=["leads", "accounts", "contacts", "deals", "activities"])
+    p.add_argument("file", type=Path)
+    p.add_argument("--as", dest="as_user", default="admin", help="the user who imports (owner of the rows)")
+    p.add_argument("--partial", action="store_true", help="write the good rows even if some are rejected")
+    p.add_argument("--map", action="append", metavar="HEADER=FIELD", help="map a file column to a field")
+    p.add_argument("--format", choices=["csv", "json"], help="default: from the file name")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p = sub.add_parser("export", help="export what a user may see as CSV or JSON")
+    p.add_argument("entity", choices=["leads", "accounts", "contacts", "deals", "activities"])
+    p.add_argument("--as", dest="as_user", default="admin", help="whose view to export")
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
     p = sub.add_parser("bench", help="measure the service (see bench/RESULTS.md)")
     p.add_argument("what", choices=["turn"])
     p.add_argument("--sequential", type=int, default=50, help="sequential conversations (default 50)")
@@ -268,6 +347,8 @@ COMMANDS = {
     "api": cmd_api,
     "actions": cmd_actions,
     "bench": cmd_bench,
+    "import": cmd_import,
+    "export": cmd_export,
 }
 
 

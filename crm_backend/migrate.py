@@ -22,19 +22,19 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.connect() as connection:
         if sqlite:
             # Batch migrations recreate tables that others reference; SQLite can only do that with
-            # foreign keys off (the pragma is ignored inside a transaction, so it comes first).
-            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            connection.commit()
-        with connection.begin():
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            # foreign keys off, and the pragma only works outside a transaction (so on the raw driver).
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"migration left dangling foreign keys: {broken[:5]}")
+        finally:
             if sqlite:
-                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    raise RuntimeError(f"migration left dangling foreign keys: {broken[:5]}")
-        if sqlite:
-            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-            connection.commit()
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -177,6 +177,7 @@ add(
     Visibility.OWNED,
     label="lead",
     read_only=frozenset({"dedup_key", "converted_at", "converted_account_id", "converted_contact_id"}),
+    hidden=frozenset({"email_key", "phone_key", "company_key"}),
     search=("first_name", "last_name", "email", "company"),
     filters=(
         "status",

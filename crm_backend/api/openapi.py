@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from crm_backend import transfer
 from crm_backend.api.http import json_response
 from crm_backend.services import currencies, deals, leads, records
 from crm_backend.services.records import Resource
@@ -209,6 +210,47 @@ def document() -> dict[str, Any]:
         _param("user_id", {"type": "integer"}, "whose calendar (default: yours)"),
     ]
     paths["/api/v1/calendar-bookings/conflicts"] = {"get": conflicts}
+    for entity in transfer.IMPORTABLE:
+        report = {"type": "object", "required": ["entity", "total", "created", "rejected", "duplicates", "committed"]}
+        paths[f"/api/v1/{entity}/import"] = {
+            "post": {
+                "tags": [entity],
+                "summary": f"Import {entity} from CSV or JSON (all-or-nothing unless partial=true)",
+                "parameters": [
+                    _param("format", {"type": "string", "enum": ["csv", "json"]}, "file format"),
+                    _param("partial", {"type": "boolean"}, "write the good rows even if some are rejected"),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "text/csv": {"schema": {"type": "string"}},
+                        "application/json": {"schema": {"type": "array"}},
+                    },
+                },
+                "responses": {
+                    "200": _json(report, "imported"),
+                    "422": _json(report, "nothing written: see the report"),
+                    **_errors(400, 401, 403, 413),
+                },
+            }
+        }
+        paths[f"/api/v1/{entity}/export"] = {
+            "get": {
+                "tags": [entity],
+                "summary": f"Export the {entity} you may see",
+                "parameters": [_param("format", {"type": "string", "enum": ["csv", "json"]}, "file format")],
+                "responses": {
+                    "200": {
+                        "description": "the file",
+                        "content": {
+                            "text/csv": {"schema": {"type": "string"}},
+                            "application/json": {"schema": {"type": "array"}},
+                        },
+                    },
+                    **_errors(401, 422),
+                },
+            }
+        }
     return {
         "openapi": "3.1.0",
         "info": {

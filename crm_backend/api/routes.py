@@ -4,12 +4,15 @@ summary, currency conversion, calendar conflicts)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import io
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from crm_backend import transfer
 from crm_backend.api.http import (
     STORE,
     ApiError,
@@ -23,7 +26,7 @@ from crm_backend.services.records import ListQuery, Resource
 from crm_backend.store import UnitOfWork
 
 PREFIX = "/api/v1"
-RESERVED = {"limit", "offset", "q", "sort", "format", "allow_duplicate"}
+RESERVED = {"limit", "offset", "q", "sort", "format", "allow_duplicate", "partial"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -192,12 +195,61 @@ async def booking_conflicts(request: web.Request) -> web.Response:
     return json_response(await run(request, work))
 
 
+async def import_records(request: web.Request) -> web.Response:
+    """`POST /{entity}/import?format=csv|json&partial=true`: the file is the request body."""
+    entity = request.match_info["entity"]
+    actor = await authenticate(request)
+    fmt = request.query.get("format") or ("json" if request.content_type == "application/json" else "csv")
+    partial = request.query.get("partial", "").lower() in ("1", "true", "yes")
+    mapping = {k.removeprefix("map."): v for k, v in request.query.items() if k.startswith("map.")}
+    raw = await request.read()
+
+    def work() -> dict[str, Any]:
+        text = io.StringIO(raw.decode("utf-8", errors="strict"), newline="")
+        rows = transfer.read_json(text) if fmt == "json" else transfer.read_csv(text, entity, mapping)
+        report = transfer.import_rows(request.app[STORE], actor, entity, rows, partial=partial)
+        return report.as_dict()
+
+    try:
+        report = await asyncio.to_thread(work)
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            422, "validation_failed", "The file is not UTF-8 text.", fields={"file": f"not UTF-8 at byte {exc.start}"}
+        ) from exc
+    return json_response(report, status=200 if report["committed"] else 422)
+
+
+async def export_records(request: web.Request) -> web.StreamResponse:
+    """`GET /{entity}/export?format=csv|json` (plus any list filters): what the caller may see."""
+    entity = request.match_info["entity"]
+    actor = await authenticate(request)
+    fmt = request.query.get("format", "csv")
+    filters = {k: v for k, v in request.query.items() if k not in RESERVED}
+
+    def work() -> str:
+        out = io.StringIO(newline="")
+        transfer.export_rows(request.app[STORE], actor, entity, out, fmt, filters)
+        return out.getvalue()
+
+    body = await asyncio.to_thread(work)
+    content_type = "application/json" if fmt == "json" else "text/csv"
+    return web.Response(
+        text=body,
+        content_type=content_type,
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{entity}.{fmt}"'},
+    )
+
+
 def add_routes(app: web.Application) -> None:
     """Every CRM route under /api/v1, in an order where fixed paths win over `{id}`."""
     import crm_backend.resources  # noqa: F401 - fills the registry
 
     r = app.router
     r.add_post(f"{PREFIX}/currencies/convert", convert_currency)
+    importable = "|".join(transfer.IMPORTABLE)
+    r.add_post(PREFIX + "/{entity:" + importable + "}/import", import_records)
+    r.add_get(PREFIX + "/{entity:" + importable + "}/export", export_records)
     r.add_get(f"{PREFIX}/calendar-bookings/conflicts", booking_conflicts)
     r.add_post(PREFIX + "/leads/{id:\\d+}/convert", convert_lead)
     r.add_post(PREFIX + "/leads/{id:\\d+}/qualify", qualify_lead)

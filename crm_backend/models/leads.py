@@ -68,6 +68,10 @@ class Lead(IdMixin, TimestampMixin, VersionMixin, OwnedMixin, SoftDeleteMixin, B
     timeline: Mapped[str | None] = mapped_column(String(100))
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
     dedup_key: Mapped[str | None] = mapped_column(String(300), index=True)
+    # Normalised copies for indexed duplicate checks (see crm_backend.services.matching).
+    email_key: Mapped[str | None] = mapped_column(String(254), index=True)
+    phone_key: Mapped[str | None] = mapped_column(String(20), index=True)
+    company_key: Mapped[str | None] = mapped_column(String(200), index=True)
     lost_reason: Mapped[str | None] = mapped_column(String(500))
     description: Mapped[str | None] = mapped_column(String(2000))
     converted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

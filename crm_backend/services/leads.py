@@ -23,14 +23,19 @@ def _full_name(first: str | None, last: str | None) -> str:
     return " ".join(p for p in (first, last) if p)
 
 
+def _set_keys(lead: Lead, email: str | None, phone: str | None, company: str | None) -> None:
+    lead.dedup_key = dedup_key(email, phone, company)
+    lead.email_key, lead.phone_key, lead.company_key = normal_email(email), normal_phone(phone), normal_company(company)
+
+
 def before_create(uow: UnitOfWork, lead: Lead, values: dict[str, Any]) -> None:
-    lead.dedup_key = dedup_key(lead.email, lead.phone, lead.company)
+    _set_keys(lead, lead.email, lead.phone, lead.company)
 
 
 def before_update(uow: UnitOfWork, lead: Lead, changes: dict[str, tuple[Any, Any]]) -> None:
     if changes.keys() & {"email", "phone", "company"}:
         merged = {k: changes[k][1] if k in changes else getattr(lead, k) for k in ("email", "phone", "company")}
-        lead.dedup_key = dedup_key(merged["email"], merged["phone"], merged["company"])
+        _set_keys(lead, merged["email"], merged["phone"], merged["company"])
     if "status" in changes and changes["status"][1] is LeadStatus.CONVERTED and lead.converted_at is None:
         raise ValidationFailed({"status": "convert a lead with POST /leads/{id}/convert"})
 
@@ -38,27 +43,25 @@ def before_update(uow: UnitOfWork, lead: Lead, changes: dict[str, tuple[Any, Any
 def find_duplicates(uow: UnitOfWork, lead: Lead) -> list[dict[str, Any]]:
     """Visible leads with the same email or phone, or a similar name at the same company."""
     actor = uow.require_actor()
-    email, phone, company = normal_email(lead.email), normal_phone(lead.phone), normal_company(lead.company)
+    email, phone, company = lead.email_key, lead.phone_key, lead.company_key
     clauses = []
     if email:
-        clauses.append(Lead.dedup_key == email)
-        clauses.append(Lead.email.ilike(email))
+        clauses.append(Lead.email_key == email)
     if phone:
-        clauses.append(Lead.phone.like(f"%{phone[-4:]}"))
+        clauses.append(Lead.phone_key == phone)
     if company:
-        clauses.append(Lead.dedup_key == f"co:{company}")
-        clauses.append(Lead.company.ilike(f"%{company.split()[0]}%"))
+        clauses.append(Lead.company_key == company)
     if not clauses:
         return []
     found = []
     for other in uow.session.scalars(records.scoped(records.resource("leads"), actor).where(or_(*clauses)).limit(200)):
-        if email and normal_email(other.email) == email:
+        if email and other.email_key == email:
             reason = "same email"
-        elif phone and normal_phone(other.phone) == phone:
+        elif phone and other.phone_key == phone:
             reason = "same phone"
         elif (
             company
-            and normal_company(other.company) == company
+            and other.company_key == company
             and similar_names(
                 _full_name(lead.first_name, lead.last_name), _full_name(other.first_name, other.last_name)
             )

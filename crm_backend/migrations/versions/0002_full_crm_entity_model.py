@@ -1,8 +1,8 @@
-"""full CRM entity model
+"""full CRM entity model (new NOT NULL columns on existing tables get server defaults, so rows survive)
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 20:01:34.927291
+Create Date: 2026-11-25 20:33:59.067276
 """
 
 from __future__ import annotations
@@ -662,6 +662,9 @@ def upgrade() -> None:
         sa.Column("timeline", sa.String(length=100), nullable=True),
         sa.Column("campaign_id", sa.Integer(), nullable=True),
         sa.Column("dedup_key", sa.String(length=300), nullable=True),
+        sa.Column("email_key", sa.String(length=254), nullable=True),
+        sa.Column("phone_key", sa.String(length=20), nullable=True),
+        sa.Column("company_key", sa.String(length=200), nullable=True),
         sa.Column("lost_reason", sa.String(length=500), nullable=True),
         sa.Column("description", sa.String(length=2000), nullable=True),
         sa.Column("converted_at", crm_backend.models.base.UtcDateTime(timezone=True), nullable=True),
@@ -691,9 +694,12 @@ def upgrade() -> None:
     with op.batch_alter_table("leads", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_leads_campaign_id"), ["campaign_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_leads_company"), ["company"], unique=False)
+        batch_op.create_index(batch_op.f("ix_leads_company_key"), ["company_key"], unique=False)
         batch_op.create_index(batch_op.f("ix_leads_dedup_key"), ["dedup_key"], unique=False)
+        batch_op.create_index(batch_op.f("ix_leads_email_key"), ["email_key"], unique=False)
         batch_op.create_index(batch_op.f("ix_leads_owner_id"), ["owner_id"], unique=False)
         batch_op.create_index("ix_leads_owner_status", ["owner_id", "status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_leads_phone_key"), ["phone_key"], unique=False)
         batch_op.create_index(batch_op.f("ix_leads_territory_id"), ["territory_id"], unique=False)
 
     op.create_table(
@@ -1139,10 +1145,10 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_deals_owner_id"), ["owner_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_deals_territory_id"), ["territory_id"], unique=False)
         batch_op.create_foreign_key(batch_op.f("fk_deals_contact_id_contacts"), "contacts", ["contact_id"], ["id"])
-        batch_op.create_foreign_key(batch_op.f("fk_deals_lead_id_leads"), "leads", ["lead_id"], ["id"])
         batch_op.create_foreign_key(
             batch_op.f("fk_deals_territory_id_territories"), "territories", ["territory_id"], ["id"]
         )
+        batch_op.create_foreign_key(batch_op.f("fk_deals_lead_id_leads"), "leads", ["lead_id"], ["id"])
 
     with op.batch_alter_table("teams", schema=None) as batch_op:
         batch_op.add_column(sa.Column("description", sa.String(length=500), nullable=True))
@@ -1170,8 +1176,8 @@ def downgrade() -> None:
         batch_op.drop_column("description")
 
     with op.batch_alter_table("deals", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("fk_deals_territory_id_territories"), type_="foreignkey")
         batch_op.drop_constraint(batch_op.f("fk_deals_lead_id_leads"), type_="foreignkey")
+        batch_op.drop_constraint(batch_op.f("fk_deals_territory_id_territories"), type_="foreignkey")
         batch_op.drop_constraint(batch_op.f("fk_deals_contact_id_contacts"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_deals_territory_id"))
         batch_op.drop_index(batch_op.f("ix_deals_owner_id"))
@@ -1280,9 +1286,12 @@ def downgrade() -> None:
     op.drop_table("tickets")
     with op.batch_alter_table("leads", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_leads_territory_id"))
+        batch_op.drop_index(batch_op.f("ix_leads_phone_key"))
         batch_op.drop_index("ix_leads_owner_status")
         batch_op.drop_index(batch_op.f("ix_leads_owner_id"))
+        batch_op.drop_index(batch_op.f("ix_leads_email_key"))
         batch_op.drop_index(batch_op.f("ix_leads_dedup_key"))
+        batch_op.drop_index(batch_op.f("ix_leads_company_key"))
         batch_op.drop_index(batch_op.f("ix_leads_company"))
         batch_op.drop_index(batch_op.f("ix_leads_campaign_id"))
 

@@ -305,3 +305,24 @@ async def test_list_rejects_unknown_filters_and_sorts_and_paginates(api: Api) ->
     assert amounts == sorted(amounts)
     big = await api.ok("GET", "/api/v1/deals?amount__gte=50000&stage__in=Proposal,Negotiation")
     assert {d["name"] for d in big["items"]} == {"Nimbus Labs - Platform renewal"}
+
+
+async def test_import_over_http_is_all_or_nothing_and_export_escapes_formulas(api: Api) -> None:
+    good = (
+        "First Name,Last Name,E-mail,Company\n"
+        "Ana,Lopez,ana@x.example,Lopez SA\n"
+        "Ben,Ode,ben@y.example,=cmd|' /C calc'!A0\n"
+    )
+    resp = await api.call("POST", "/api/v1/leads/import", data=good.encode(), headers={"Content-Type": "text/csv"})
+    report = await resp.json()
+    assert (resp.status, report["created"], report["committed"]) == (200, 2, True)
+    bad = "last_name,email\nCruz,not-an-email\nDiaz,diaz@z.example\n"
+    resp = await api.call("POST", "/api/v1/leads/import", data=bad.encode(), headers={"Content-Type": "text/csv"})
+    report = await resp.json()
+    assert (resp.status, report["committed"], report["rejected"][0]["line"]) == (422, False, 2)
+    assert (await api.ok("GET", "/api/v1/leads"))["total"] == 2
+    exported = await api.call("GET", "/api/v1/leads/export?format=csv")
+    text = await exported.text()
+    assert exported.status == 200 and "'=cmd|' /C calc'!A0" in text and "ana@x.example" in text
+    as_bob = await api.call("GET", "/api/v1/leads/export?format=json", username="bob")
+    assert await as_bob.json() == []
