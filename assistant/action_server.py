@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def serve(settings: Settings) -> None:
-    store = Store.from_url(settings.effective_database_url)
+    store = Store.from_url(settings.effective_database_url, secret=settings.secret(), files_dir=settings.files_dir)
     runtime.install(runtime.ActionRuntime(store=store, secret=settings.secret()))
     executor = ActionExecutor()
     executor.register_package("actions")

@@ -33,7 +33,7 @@ def configure_logging(settings: Settings) -> None:
 def open_store(settings: Settings) -> Store:
     from crm_backend.store import Store
 
-    return Store.from_url(settings.effective_database_url)
+    return Store.from_url(settings.effective_database_url, secret=settings.secret(), files_dir=settings.files_dir)
 
 
 def migrate(settings: Settings) -> None:
@@ -69,7 +69,7 @@ def ensure_demo_data(settings: Settings) -> dict[str, str]:
         with store.unit_of_work(channel="cli") as uow:
             empty = users.count_users(uow) == 0
         if empty:
-            tokens = seed_demo(store)
+            tokens = seed_demo(store, extras=True)
             write_demo_tokens(settings, tokens)
             return tokens
         saved: dict[str, str] = {}
@@ -127,7 +127,7 @@ def cmd_seed_demo(settings: Settings, _args: argparse.Namespace) -> int:
     migrate(settings)
     store = open_store(settings)
     try:
-        tokens = seed_demo(store)
+        tokens = seed_demo(store, extras=True)
     except RuntimeError as exc:
         print(f"seed-demo: {exc}", file=sys.stderr)
         return 1
@@ -224,6 +224,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
     from assistant.gateway import serve
 
+    migrate(settings)  # the gateway owns the schema: bring it up to date before serving
     serve(settings)
     return 0
 

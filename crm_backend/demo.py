@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from crm_backend.models.deals import DealStage
 from crm_backend.models.users import Role
-from crm_backend.services import accounts, auth, deals, users
-from crm_backend.store import Store
+from crm_backend.services import accounts, auth, deals, records, users
+from crm_backend.store import Store, UnitOfWork
 
 DEMO_USERS: tuple[tuple[str, str, Role, str | None], ...] = (
     ("alice", "Alice Rivera", Role.REP, "East"),
@@ -63,10 +64,12 @@ DEMO_DEALS: tuple[tuple[str, str, str, str, DealStage, str, str, int, int | None
 )
 
 
-def seed_demo(store: Store, today: date | None = None) -> dict[str, str]:
+def seed_demo(store: Store, today: date | None = None, *, extras: bool = False) -> dict[str, str]:
     """Create the demo teams, users, accounts and deals in one transaction; return API tokens.
 
-    Refuses to run on a database that already has users, so it never mixes with real data.
+    `extras` adds what makes `make run` feel lived-in (currencies, territories, contacts, leads,
+    activities, a ticket); the tests use the lean set. Refuses to run on a database that already
+    has users, so it never mixes with real data.
     """
     today = today or date.today()  # noqa: DTZ011 - demo close dates are calendar days
     tokens: dict[str, str] = {}
@@ -107,5 +110,51 @@ def seed_demo(store: Store, today: date | None = None) -> dict[str, str]:
                     **({"lost_reason": "Chose a cheaper competitor"} if stage is DealStage.CLOSED_LOST else {}),
                 },
             )
+        if extras:
+            _seed_extras(uow, user_ids, account_ids, today)
         uow.actor = None
     return tokens
+
+
+def _seed_extras(uow: UnitOfWork, user_ids: dict[str, int], account_ids: dict[str, int], today: date) -> None:
+    def as_user(username: str) -> None:
+        uow.actor = auth.load_actor(uow, user_ids[username])
+
+    def create(collection: str, data: dict[str, Any]) -> Any:
+        return records.create_record(uow, records.resource(collection), data, allow_duplicate=True)
+
+    as_user("admin")
+    for code, name, symbol, rate in (("USD", "US dollar", "$", "1"), ("EUR", "Euro", "€", "1.08"),
+                                     ("GBP", "Pound sterling", "£", "1.27")):
+        create("currencies", {"code": code, "name": name, "symbol": symbol, "rate_to_base": rate,
+                              "is_base": code == "USD"})
+    create("territories", {"name": "EMEA", "type": "Geographic", "manager_ids": [user_ids["maria"]]})
+    create("territories", {"name": "North America", "type": "Geographic", "country": "US"})
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    as_user("alice")
+    dana = create("contacts", {"first_name": "Dana", "last_name": "Smith", "email": "dana.smith@nimbus.example",
+                               "account_id": account_ids["Nimbus Labs"], "role": "Decision Maker",
+                               "job_title": "VP Operations"})
+    create("contacts", {"first_name": "Raj", "last_name": "Patel", "email": "raj.patel@acme.example",
+                        "account_id": account_ids["Acme Corporation"], "role": "Champion", "job_title": "Fleet Manager"})
+    create("activities", {"type": "Call", "subject": "Call Dana about the renewal scope", "priority": "High",
+                          "account_id": account_ids["Nimbus Labs"], "contact_id": dana.id,
+                          "due_at": now + timedelta(hours=3)})
+    create("activities", {"type": "Task", "subject": "Send the Nimbus proposal", "priority": "Urgent",
+                          "account_id": account_ids["Nimbus Labs"], "due_at": now - timedelta(days=2)})
+    create("tickets", {"subject": "Telematics dashboard not loading", "priority": "High",
+                       "account_id": account_ids["Acme Corporation"], "channel": "web"})
+    as_user("bob")
+    create("contacts", {"first_name": "Lena", "last_name": "Fischer", "email": "lena.fischer@globex.example",
+                        "account_id": account_ids["Globex"], "role": "Economic Buyer", "job_title": "CFO"})
+    create("leads", {"first_name": "Tom", "last_name": "Baker", "email": "tom.baker@fabrikam.example",
+                     "company": "Fabrikam", "source": "Referral", "status": "Contacted", "score": 55})
+    create("activities", {"type": "Meeting", "subject": "Globex data warehouse workshop",
+                          "account_id": account_ids["Globex"], "start_at": now + timedelta(days=1),
+                          "end_at": now + timedelta(days=1, hours=1)})
+    as_user("carlos")
+    create("leads", {"first_name": "Yuki", "last_name": "Tanaka", "email": "yuki@tailspin.example",
+                     "company": "Tailspin Toys", "source": "Trade Show", "status": "Qualified", "score": 72,
+                     "budget": "40000", "has_authority": True, "need": "route planning", "timeline": "Q2"})
+    create("leads", {"first_name": "Priya", "last_name": "Nair", "email": "priya.nair@contoso.example",
+                     "company": "Contoso", "source": "Website"})

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -61,7 +61,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE takes the write lock up front: two units of work that read then write would
+    # otherwise deadlock on the lock upgrade and fail at once; this way the second waits its turn
+    # (busy_timeout). In WAL mode, plain readers are never blocked by it.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
@@ -103,6 +106,11 @@ class Store:
         except StaleDataError as exc:
             session.rollback()
             raise Conflict("The record was changed by someone else in the meantime; reload it and try again.") from exc
+        except OperationalError as exc:
+            session.rollback()
+            if "database is locked" in str(exc.orig):
+                raise Conflict("The database is busy with another change; please try again.") from exc
+            raise
         except IntegrityError as exc:
             session.rollback()
             raise Conflict(
