@@ -121,19 +121,29 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_seed_demo(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
     from crm_backend.demo import seed_demo
 
     migrate(settings)
     store = open_store(settings)
+    started = time.monotonic()
+    counts: dict[str, int] = {}
     try:
         tokens = seed_demo(store, extras=True)
+        if args.scale == "large":
+            from crm_backend.demo_large import add_large_data
+
+            print("generating the large demo data (about a minute on SQLite)...", flush=True)
+            counts = add_large_data(store)
     except RuntimeError as exc:
         print(f"seed-demo: {exc}", file=sys.stderr)
         return 1
     finally:
         store.dispose()
     write_demo_tokens(settings, tokens)
+    if counts:
+        added = ", ".join(f"{n:,} {name}" for name, n in counts.items())
+        print(f"generated {added} in {time.monotonic() - started:.0f} s")
     print(f"seeded demo data; API tokens written to {settings.demo_tokens_file}")
     return 0
 
@@ -295,6 +305,17 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    if args.what == "crm":
+        from assistant.bench_crm import run_crm_bench
+
+        return run_crm_bench(
+            args.database_url,
+            queries=args.queries,
+            output=args.output,
+            leads=args.leads,
+            accounts=args.accounts,
+            activities=args.activities,
+        )
     from assistant.bench import run_turn_bench
 
     return run_turn_bench(
@@ -310,7 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="train even if the model is up to date")
     sub.add_parser("validate", help="rasa data validate over the training data")
     sub.add_parser("migrate", help="bring the database schema up to date")
-    sub.add_parser("seed-demo", help="create demo users, accounts and deals in an empty database")
+    p = sub.add_parser("seed-demo", help="create demo users, accounts and deals in an empty database")
+    p.add_argument(
+        "--scale",
+        choices=["demo", "large"],
+        default="demo",
+        help="large: also generate 100,000 leads, 20,000 accounts, 200,000 activities (default: demo)",
+    )
     p = sub.add_parser("token", help="issue an API token for a user")
     p.add_argument("username")
     p.add_argument("--name", default="cli", help="a label for the token (default: cli)")
@@ -330,10 +357,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "json"], default="csv")
     p.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
     p = sub.add_parser("bench", help="measure the service (see bench/RESULTS.md)")
-    p.add_argument("what", choices=["turn"])
-    p.add_argument("--sequential", type=int, default=50, help="sequential conversations (default 50)")
-    p.add_argument("--concurrent", type=int, default=10, help="concurrent conversations (default 10)")
-    p.add_argument("--rounds", type=int, default=5, help="turns per concurrent conversation (default 5)")
+    p.add_argument("what", choices=["turn", "crm"], help="turn: one assistant turn; crm: the CRM backend at scale")
+    p.add_argument("--sequential", type=int, default=50, help="turn: sequential conversations (default 50)")
+    p.add_argument("--concurrent", type=int, default=10, help="turn: concurrent conversations (default 10)")
+    p.add_argument("--rounds", type=int, default=5, help="turn: turns per concurrent conversation (default 5)")
+    p.add_argument(
+        "--database-url",
+        action="append",
+        metavar="URL",
+        help="crm: a database to measure (repeatable; PostgreSQL gets a throw-away schema; SQLite must be empty). "
+        "Default: a temporary SQLite file and the local PostgreSQL server when it answers",
+    )
+    p.add_argument("--queries", type=int, default=200, help="crm: samples per operation and user (default 200)")
+    p.add_argument("--leads", type=int, default=100_000, help="crm: generated leads (default 100,000)")
+    p.add_argument("--accounts", type=int, default=20_000, help="crm: generated accounts (default 20,000)")
+    p.add_argument("--activities", type=int, default=200_000, help="crm: generated activities (default 200,000)")
     p.add_argument("--output", type=Path, help="also write the figures as JSON here")
     return parser
 

@@ -124,37 +124,128 @@ def _seed_extras(uow: UnitOfWork, user_ids: dict[str, int], account_ids: dict[st
         return records.create_record(uow, records.resource(collection), data, allow_duplicate=True)
 
     as_user("admin")
-    for code, name, symbol, rate in (("USD", "US dollar", "$", "1"), ("EUR", "Euro", "€", "1.08"),
-                                     ("GBP", "Pound sterling", "£", "1.27")):
-        create("currencies", {"code": code, "name": name, "symbol": symbol, "rate_to_base": rate,
-                              "is_base": code == "USD"})
+    for code, name, symbol, rate in (
+        ("USD", "US dollar", "$", "1"),
+        ("EUR", "Euro", "€", "1.08"),
+        ("GBP", "Pound sterling", "£", "1.27"),
+    ):
+        create(
+            "currencies", {"code": code, "name": name, "symbol": symbol, "rate_to_base": rate, "is_base": code == "USD"}
+        )
     create("territories", {"name": "EMEA", "type": "Geographic", "manager_ids": [user_ids["maria"]]})
     create("territories", {"name": "North America", "type": "Geographic", "country": "US"})
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     as_user("alice")
-    dana = create("contacts", {"first_name": "Dana", "last_name": "Smith", "email": "dana.smith@nimbus.example",
-                               "account_id": account_ids["Nimbus Labs"], "role": "Decision Maker",
-                               "job_title": "VP Operations"})
-    create("contacts", {"first_name": "Raj", "last_name": "Patel", "email": "raj.patel@acme.example",
-                        "account_id": account_ids["Acme Corporation"], "role": "Champion", "job_title": "Fleet Manager"})
-    create("activities", {"type": "Call", "subject": "Call Dana about the renewal scope", "priority": "High",
-                          "account_id": account_ids["Nimbus Labs"], "contact_id": dana.id,
-                          "due_at": now + timedelta(hours=3)})
-    create("activities", {"type": "Task", "subject": "Send the Nimbus proposal", "priority": "Urgent",
-                          "account_id": account_ids["Nimbus Labs"], "due_at": now - timedelta(days=2)})
-    create("tickets", {"subject": "Telematics dashboard not loading", "priority": "High",
-                       "account_id": account_ids["Acme Corporation"], "channel": "web"})
+    dana = create(
+        "contacts",
+        {
+            "first_name": "Dana",
+            "last_name": "Smith",
+            "email": "dana.smith@nimbus.example",
+            "account_id": account_ids["Nimbus Labs"],
+            "role": "Decision Maker",
+            "job_title": "VP Operations",
+        },
+    )
+    create(
+        "contacts",
+        {
+            "first_name": "Raj",
+            "last_name": "Patel",
+            "email": "raj.patel@acme.example",
+            "account_id": account_ids["Acme Corporation"],
+            "role": "Champion",
+            "job_title": "Fleet Manager",
+        },
+    )
+    create(
+        "activities",
+        {
+            "type": "Call",
+            "subject": "Call Dana about the renewal scope",
+            "priority": "High",
+            "account_id": account_ids["Nimbus Labs"],
+            "contact_id": dana.id,
+            "due_at": now + timedelta(hours=3),
+        },
+    )
+    create(
+        "activities",
+        {
+            "type": "Task",
+            "subject": "Send the Nimbus proposal",
+            "priority": "Urgent",
+            "account_id": account_ids["Nimbus Labs"],
+            "due_at": now - timedelta(days=2),
+        },
+    )
+    create(
+        "tickets",
+        {
+            "subject": "Telematics dashboard not loading",
+            "priority": "High",
+            "account_id": account_ids["Acme Corporation"],
+            "channel": "web",
+        },
+    )
     as_user("bob")
-    create("contacts", {"first_name": "Lena", "last_name": "Fischer", "email": "lena.fischer@globex.example",
-                        "account_id": account_ids["Globex"], "role": "Economic Buyer", "job_title": "CFO"})
-    create("leads", {"first_name": "Tom", "last_name": "Baker", "email": "tom.baker@fabrikam.example",
-                     "company": "Fabrikam", "source": "Referral", "status": "Contacted", "score": 55})
-    create("activities", {"type": "Meeting", "subject": "Globex data warehouse workshop",
-                          "account_id": account_ids["Globex"], "start_at": now + timedelta(days=1),
-                          "end_at": now + timedelta(days=1, hours=1)})
+    create(
+        "contacts",
+        {
+            "first_name": "Lena",
+            "last_name": "Fischer",
+            "email": "lena.fischer@globex.example",
+            "account_id": account_ids["Globex"],
+            "role": "Economic Buyer",
+            "job_title": "CFO",
+        },
+    )
+    create(
+        "leads",
+        {
+            "first_name": "Tom",
+            "last_name": "Baker",
+            "email": "tom.baker@fabrikam.example",
+            "company": "Fabrikam",
+            "source": "Referral",
+            "status": "Contacted",
+            "score": 55,
+        },
+    )
+    create(
+        "activities",
+        {
+            "type": "Meeting",
+            "subject": "Globex data warehouse workshop",
+            "account_id": account_ids["Globex"],
+            "start_at": now + timedelta(days=1),
+            "end_at": now + timedelta(days=1, hours=1),
+        },
+    )
     as_user("carlos")
-    create("leads", {"first_name": "Yuki", "last_name": "Tanaka", "email": "yuki@tailspin.example",
-                     "company": "Tailspin Toys", "source": "Trade Show", "status": "Qualified", "score": 72,
-                     "budget": "40000", "has_authority": True, "need": "route planning", "timeline": "Q2"})
-    create("leads", {"first_name": "Priya", "last_name": "Nair", "email": "priya.nair@contoso.example",
-                     "company": "Contoso", "source": "Website"})
+    create(
+        "leads",
+        {
+            "first_name": "Yuki",
+            "last_name": "Tanaka",
+            "email": "yuki@tailspin.example",
+            "company": "Tailspin Toys",
+            "source": "Trade Show",
+            "status": "Qualified",
+            "score": 72,
+            "budget": "40000",
+            "has_authority": True,
+            "need": "route planning",
+            "timeline": "Q2",
+        },
+    )
+    create(
+        "leads",
+        {
+            "first_name": "Priya",
+            "last_name": "Nair",
+            "email": "priya.nair@contoso.example",
+            "company": "Contoso",
+            "source": "Website",
+        },
+    )

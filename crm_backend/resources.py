@@ -313,12 +313,13 @@ add(
     Visibility.OWNED,
     label="document",
     hidden=frozenset({"storage_path"}),
-    read_only=frozenset({"size_bytes", "sha256"}),
+    read_only=frozenset({"size_bytes", "sha256", "file_version", "previous_version_id"}),
     extra_create={"content_base64": (str | None, Field(default=None, description="the file, base64-encoded"))},
     search=("name", "category", "description"),
     filters=("type", "category", "access_level", "is_public", "account_id", "deal_id", "owner_id"),
     sort=(*TEXT_FIELDS, "name"),
     prepare=documents.prepare,
+    before_update=documents.before_update,
 )
 add(
     "activities",

@@ -11,7 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -130,13 +130,20 @@ def fresh_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stor
 class Demo:
     store: Store
     tokens: dict[str, str]
+    actors: dict[str, Actor] = field(default_factory=dict)
 
     def actor(self, username: str) -> Actor:
-        with self.store.unit_of_work() as uow:
-            return auth.load_actor(uow, users.get_user_by_username(uow, username).id)
+        """The user as an actor, read once (so it can be asked for inside an open unit of work)."""
+        if username not in self.actors:
+            with self.store.unit_of_work() as uow:
+                self.actors[username] = auth.load_actor(uow, users.get_user_by_username(uow, username).id)
+        return self.actors[username]
 
 
 @pytest.fixture
 def demo(store: Store) -> Demo:
     """The demo teams, users, accounts and deals (see crm_backend/demo.py)."""
-    return Demo(store=store, tokens=seed_demo(store))
+    demo = Demo(store=store, tokens=seed_demo(store))
+    for username in demo.tokens:
+        demo.actor(username)
+    return demo

@@ -49,3 +49,9 @@ def read_content(uow: UnitOfWork, document: Document) -> bytes:
     if uow.store is None or uow.store.files_dir is None or not document.storage_path:
         raise ValidationFailed({"content": "this document has no file"})
     return (uow.store.files_dir / document.storage_path).read_bytes()
+
+
+def before_update(uow: UnitOfWork, document: Document, changes: dict[str, tuple[Any, Any]]) -> None:
+    """A new file (different content) is a new version of the document."""
+    if "sha256" in changes:
+        document.file_version += 1

@@ -326,3 +326,21 @@ async def test_import_over_http_is_all_or_nothing_and_export_escapes_formulas(ap
     assert exported.status == 200 and "'=cmd|' /C calc'!A0" in text and "ana@x.example" in text
     as_bob = await api.call("GET", "/api/v1/leads/export?format=json", username="bob")
     assert await as_bob.json() == []
+
+
+async def test_uploading_new_content_makes_a_new_document_version(api: Api) -> None:
+    first = await api.ok(
+        "POST",
+        "/api/v1/documents",
+        status=201,
+        json={"name": "Contract.txt", "type": "Contract", "content_base64": base64.b64encode(b"v1").decode()},
+    )
+    same = await api.ok("PATCH", f"/api/v1/documents/{first['id']}", json={"category": "Legal"})
+    assert same["file_version"] == 1
+    second = await api.ok(
+        "PATCH", f"/api/v1/documents/{first['id']}", json={"content_base64": base64.b64encode(b"v2 signed").decode()}
+    )
+    assert (second["file_version"], second["size_bytes"]) == (2, 9)
+    assert second["sha256"] == hashlib.sha256(b"v2 signed").hexdigest()
+    bad = await api.call("PATCH", f"/api/v1/documents/{first['id']}", json={"content_base64": "not base64!"})
+    assert bad.status == 422
