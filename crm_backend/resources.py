@@ -350,6 +350,7 @@ add(
     search=("message",),
     filters=("status", "type", "remind_at", "owner_id", "activity_id"),
     sort=(*TEXT_FIELDS, "remind_at"),
+    prepare=calendar.check_reminder_recurrence,
 )
 add(
     "recurring-activities",

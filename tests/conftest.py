@@ -1,6 +1,6 @@
 """Shared fixtures: a migrated CRM database (SQLite always, PostgreSQL when reachable) with demo data.
 
-PostgreSQL tests use TEST_POSTGRES_URL (default: the local server's `test` database) and run each
+PostgreSQL tests use TEST_DATABASE_URL (default: the local server's `test` database) and run each
 test in a schema of its own, dropped afterwards; they are skipped, with the reason shown, when the
 server cannot be reached. CI machines run PostgreSQL, so there they always run.
 """
@@ -25,7 +25,9 @@ from crm_backend.models import Base
 from crm_backend.services import auth, users
 from crm_backend.store import Actor, Store
 
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "TEST_DATABASE_URL", os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+)
 
 
 def _postgres_reason() -> str | None:
@@ -35,7 +37,7 @@ def _postgres_reason() -> str | None:
             conn.execute(text("SELECT 1"))
         engine.dispose()
     except (OperationalError, ImportError) as exc:
-        return f"PostgreSQL not reachable at TEST_POSTGRES_URL ({type(exc).__name__})"
+        return f"PostgreSQL not reachable at TEST_DATABASE_URL ({type(exc).__name__})"
     return None
 
 

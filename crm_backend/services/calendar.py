@@ -94,6 +94,17 @@ def build_rrule(values: dict[str, Any]) -> str:
     return "RRULE:" + ";".join(parts)
 
 
+def check_reminder_recurrence(uow: UnitOfWork, values: dict[str, Any]) -> dict[str, Any]:
+    """A reminder's `recurrence` must be a valid RFC 5545 rule ("RRULE:FREQ=DAILY;COUNT=3")."""
+    rule = values.get("recurrence")
+    if rule:
+        try:
+            rrulestr(rule, dtstart=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+        except (ValueError, TypeError) as exc:
+            raise ValidationFailed({"recurrence": f"not an RFC 5545 rule: {exc}"}) from exc
+    return values
+
+
 def next_occurrence(rule: str, starts_at: dt.datetime, after: dt.datetime) -> dt.datetime | None:
     parsed = rrulestr(rule, dtstart=starts_at)
     result = parsed.after(after, inc=True)

@@ -344,3 +344,23 @@ async def test_uploading_new_content_makes_a_new_document_version(api: Api) -> N
     assert second["sha256"] == hashlib.sha256(b"v2 signed").hexdigest()
     bad = await api.call("PATCH", f"/api/v1/documents/{first['id']}", json={"content_base64": "not base64!"})
     assert bad.status == 422
+
+
+async def test_reminder_recurrence_must_be_an_rrule(api: Api) -> None:
+    ok = await api.ok(
+        "POST",
+        "/api/v1/reminders",
+        status=201,
+        json={
+            "message": "Weekly check-in",
+            "remind_at": "2027-01-04T09:00:00Z",
+            "recurrence": "RRULE:FREQ=WEEKLY;BYDAY=MO",
+        },
+    )
+    assert ok["recurrence"] == "RRULE:FREQ=WEEKLY;BYDAY=MO"
+    bad = await api.call(
+        "POST",
+        "/api/v1/reminders",
+        json={"message": "x", "remind_at": "2027-01-04T09:00:00Z", "recurrence": "every monday"},
+    )
+    assert bad.status == 422 and "recurrence" in (await bad.json())["error"]["fields"]

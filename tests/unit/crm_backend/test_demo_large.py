@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,9 +23,30 @@ NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 DEMO_ACCOUNTS = len({row[1] for row in DEMO_DEALS})
 
 
+@dataclass
+class Large:
+    counts: dict[str, int]  # what add_large_data reports
+    before: dict[str, int]  # rows of each table after the demo seed alone
+    last_demo_lead: int  # leads with a higher id were generated
+
+
+MODELS: dict[str, Any] = {
+    "leads": Lead,
+    "accounts": Account,
+    "contacts": Contact,
+    "deals": Deal,
+    "activities": Activity,
+}
+
+
 @pytest.fixture
-def large(store: Store) -> dict[str, int]:
-    return seed_large(store, **SIZES, now=NOW)
+def large(store: Store) -> Large:
+    """The demo seed (with its extra leads, contacts and activities) plus generated data."""
+    seed_demo(store, extras=True)
+    before = {name: count(store, model) for name, model in MODELS.items()}
+    with store.unit_of_work() as uow:
+        last = uow.session.scalar(select(func.coalesce(func.max(Lead.id), 0))) or 0
+    return Large(add_large_data(store, **SIZES, now=NOW), before, last)
 
 
 def actor(store: Store, username: str) -> Actor:
@@ -37,9 +59,9 @@ def user_ids(store: Store) -> dict[str, int]:
         return {u.username: u.id for u in uow.session.scalars(select(User))}
 
 
-def all_leads(store: Store) -> list[Lead]:
+def all_leads(store: Store, after: int = 0) -> list[Lead]:
     with store.unit_of_work() as uow:
-        return list(uow.session.scalars(select(Lead).order_by(Lead.id)))
+        return list(uow.session.scalars(select(Lead).where(Lead.id > after).order_by(Lead.id)))
 
 
 def count(store: Store, model: Any) -> int:
@@ -47,15 +69,15 @@ def count(store: Store, model: Any) -> int:
         return uow.session.scalar(select(func.count()).select_from(model)) or 0
 
 
-def test_counts_and_links(store: Store, large: dict[str, int]) -> None:
-    assert large["leads"] == count(store, Lead) == 300
-    assert large["accounts"] == 60 and count(store, Account) == 60 + DEMO_ACCOUNTS
-    assert large["contacts"] == count(store, Contact) == 60
-    assert large["activities"] == count(store, Activity) == 500
-    assert 60 <= large["deals"] <= 180 and count(store, Deal) == large["deals"] + len(DEMO_DEALS)
+def test_counts_and_links(store: Store, large: Large) -> None:
+    expected = {"leads": 300, "accounts": 60, "contacts": 60, "activities": 500}
+    assert {k: v for k, v in large.counts.items() if k != "deals"} == expected
+    assert 60 <= large.counts["deals"] <= 180  # about two per account
+    for name, model in MODELS.items():
+        assert count(store, model) == large.before[name] + large.counts[name], name
     ids = user_ids(store)
     with store.unit_of_work() as uow:
-        owners = Counter(uow.session.scalars(select(Lead.owner_id)))
+        owners = Counter(uow.session.scalars(select(Lead.owner_id).where(Lead.id > large.last_demo_lead)))
         assert set(owners) == {ids[n] for n in ("alice", "bob", "carlos", "maria")}
         assert uow.session.scalar(select(func.count()).where(Lead.shared_with_team.is_(True)))
         assert uow.session.scalar(select(func.count()).where(Account.parent_id.is_not(None)))
@@ -69,8 +91,8 @@ def test_counts_and_links(store: Store, large: dict[str, int]) -> None:
         assert mismatched == 0
 
 
-def test_lead_keys_are_the_services_normal_forms(store: Store, large: dict[str, int]) -> None:
-    rows = all_leads(store)
+def test_lead_keys_are_the_services_normal_forms(store: Store, large: Large) -> None:
+    rows = all_leads(store, large.last_demo_lead)
     emails = [lead.email for lead in rows if lead.email]
     assert len(emails) == len(set(emails)) > 250
     for lead in rows:
@@ -82,17 +104,18 @@ def test_lead_keys_are_the_services_normal_forms(store: Store, large: dict[str, 
         assert lead.custom_fields == {}
 
 
-def test_same_seed_gives_same_rows(store: Store, large: dict[str, int]) -> None:
-    first = [(lead.email, lead.company, lead.status, lead.score) for lead in all_leads(store)]
+def test_same_seed_gives_same_rows(store: Store, large: Large) -> None:
+    first = [(lead.email, lead.company, lead.status, lead.score) for lead in all_leads(store, large.last_demo_lead)]
     add_large_data(store, **SIZES, now=NOW)
-    again = [(lead.email, lead.company, lead.status, lead.score) for lead in all_leads(store)][300:]
+    again = [(lead.email, lead.company, lead.status, lead.score) for lead in all_leads(store, large.last_demo_lead)]
+    again = again[len(first) :]
     # Same companies, statuses and scores; emails differ only by the running number that keeps them unique.
     assert [row[1:] for row in again] == [row[1:] for row in first]
     emails = [row[0] for row in first + again if row[0]]
     assert len(set(emails)) == len(emails) > 500
 
 
-def test_rep_lists_own_and_team_shared_leads_only(store: Store, large: dict[str, int]) -> None:
+def test_rep_lists_own_and_team_shared_leads_only(store: Store, large: Large) -> None:
     ids = user_ids(store)
     east = {ids["alice"], ids["bob"], ids["maria"]}
     with store.unit_of_work(actor=actor(store, "alice")) as uow:
@@ -113,7 +136,7 @@ def test_rep_lists_own_and_team_shared_leads_only(store: Store, large: dict[str,
     assert team.total == sum(1 for lead in all_leads(store) if lead.owner_id in east)
 
 
-def test_filtered_list_and_account_summary(store: Store, large: dict[str, int]) -> None:
+def test_filtered_list_and_account_summary(store: Store, large: Large) -> None:
     alice = actor(store, "alice")
     with store.unit_of_work(actor=alice) as uow:
         page = records.list_records(
@@ -131,7 +154,7 @@ def test_filtered_list_and_account_summary(store: Store, large: dict[str, int]) 
     assert len(summary["contacts"]) <= 1
 
 
-def test_text_search_finds_generated_companies(store: Store, large: dict[str, int]) -> None:
+def test_text_search_finds_generated_companies(store: Store, large: Large) -> None:
     maria = actor(store, "maria")
     target = next(lead for lead in all_leads(store) if lead.company and lead.owner_id == maria.user_id)
     assert target.company
@@ -144,7 +167,7 @@ def test_text_search_finds_generated_companies(store: Store, large: dict[str, in
         assert any(fragment.lower() in (value or "").lower() for value in fields)
 
 
-def test_generated_keys_catch_duplicates_of_new_leads(store: Store, large: dict[str, int]) -> None:
+def test_generated_keys_catch_duplicates_of_new_leads(store: Store, large: Large) -> None:
     alice = actor(store, "alice")
     mine = [lead for lead in all_leads(store) if lead.owner_id == alice.user_id]
     by_email = next(lead for lead in mine if lead.email)
@@ -167,9 +190,12 @@ def test_generated_keys_catch_duplicates_of_new_leads(store: Store, large: dict[
     assert created.dedup_key == "newcomer@fresh.example.org"
 
 
-def test_needs_the_demo_users_and_an_empty_database(store: Store) -> None:
+def test_seed_large_seeds_the_demo_first_and_only_into_an_empty_database(store: Store) -> None:
     with pytest.raises(RuntimeError, match="missing"):
         add_large_data(store, leads=1, accounts=1, activities=1)
-    seed_demo(store)
+    counts = seed_large(store, leads=20, accounts=5, activities=30, now=NOW)
+    assert counts["leads"] == 20 and counts["accounts"] == 5 and counts["activities"] == 30
+    assert {"alice", "bob", "maria", "carlos", "admin"} <= set(user_ids(store))
+    assert count(store, Account) == 5 + DEMO_ACCOUNTS
     with pytest.raises(RuntimeError, match="already has users"):
         seed_large(store, leads=1, accounts=1, activities=1)
