@@ -98,22 +98,28 @@ def postgres_unreachable(url: str) -> str | None:
 @contextmanager
 def prepared(target: Target) -> Iterator[Store]:
     """A store on `target`; a PostgreSQL target gets a schema of its own, dropped afterwards."""
-    admin = None
-    if target.kind == "postgresql":
-        target.schema = f"bench_{uuid.uuid4().hex[:10]}"
-        target.connect_args = {"options": f"-csearch_path={target.schema}"}
-        admin = create_engine(target.url)
+    if target.kind != "postgresql":
+        store = Store.from_url(target.url, connect_args=target.connect_args)
+        try:
+            yield store
+        finally:
+            store.dispose()
+        return
+    target.schema = f"bench_{uuid.uuid4().hex[:10]}"
+    target.connect_args = {"options": f"-csearch_path={target.schema}"}
+    admin = create_engine(target.url)
+    try:
         with admin.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{target.schema}"'))
-    store = Store.from_url(target.url, connect_args=target.connect_args)
-    try:
-        yield store
-    finally:
-        store.dispose()
-        if admin is not None:
+        store = Store.from_url(target.url, connect_args=target.connect_args)
+        try:
+            yield store
+        finally:
+            store.dispose()
             with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{target.schema}" CASCADE'))
-            admin.dispose()
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{target.schema}" CASCADE'))
+    finally:
+        admin.dispose()
 
 
 def server_version(store: Store) -> str:
@@ -249,15 +255,16 @@ def bench_database(target: Target, queries: int, sizes: dict[str, int], workdir:
         result["migrate_s"] = round(time.perf_counter() - start, 2)
         log(f"{target.label}: seeding {sizes['leads']:,} leads, {sizes['accounts']:,} accounts, ...")
         start = time.perf_counter()
-        result["rows"] = seed_large(store, **sizes)
+        result["rows"] = seed_large(
+            store, leads=sizes["leads"], accounts=sizes["accounts"], activities=sizes["activities"]
+        )
         result["seed_s"] = round(time.perf_counter() - start, 1)
         result["size_mb"] = size_mb(store, target)
         log(f"{target.label}: seeded in {result['seed_s']} s ({result['size_mb']} MiB)")
         with store.unit_of_work() as uow:
             actors = {name: auth.load_actor(uow, users.get_user_by_username(uow, name).id) for name in USERS}
-            companies = sorted(
-                uow.session.scalars(select(Lead.company).where(Lead.company.is_not(None)).distinct().limit(2_000))
-            )
+            names = uow.session.scalars(select(Lead.company).where(Lead.company.is_not(None)).distinct().limit(2_000))
+            companies = sorted(name for name in names if name)
         rng = random.Random(11)  # noqa: S311 - reproducible benchmark inputs, not secrets
         per_user: dict[str, Any] = {}
         for name, actor in actors.items():
@@ -287,7 +294,7 @@ def targets(database_url: str | Sequence[str] | None, workdir: Path) -> tuple[li
     skipped: dict[str, Any] = {}
     if database_url:
         urls = [database_url] if isinstance(database_url, str) else list(database_url)
-        found = []
+        found: list[Target] = []
         for i, url in enumerate(urls):
             label = make_url(url).get_backend_name()
             if any(t.label == label for t in found):

@@ -509,9 +509,23 @@ def add_large_data(
         )
         del account_rows, deal_rows, contact_of
     if analyze:
-        with store.engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
+        _analyze(store, (acc_t, con_t, deal_t, lead_t, act_t))
     return counts
+
+
+def _analyze(store: Store, tables: Iterable[Table]) -> None:
+    """Fresh planner statistics for the bulk-loaded tables, table by table: a bare ANALYZE on
+    PostgreSQL would visit every table of every schema in the database (and can deadlock with
+    another session dropping a schema). On SQLite, also fold the write-ahead log back into the file."""
+    quote = store.engine.dialect.identifier_preparer.quote
+    with store.engine.begin() as conn:
+        for table in tables:
+            conn.execute(text(f"ANALYZE {quote(table.name)}"))
+    if store.engine.dialect.name == "sqlite":
+        # Outside a transaction, so on the driver's connection; housekeeping only, so a reader that
+        # keeps the log busy is no error (SQLite checkpoints later by itself).
+        with store.engine.connect() as conn:
+            conn.connection.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
 
 
 def seed_large(

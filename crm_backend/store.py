@@ -7,6 +7,7 @@ rolled back on any error, so a failed operation leaves nothing half-written.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,4 +129,8 @@ class Store:
             conn.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
+        if self.engine.dialect.name == "sqlite":
+            # Keep the planner's statistics fresh (SQLite's recommendation: run it before closing).
+            with contextlib.suppress(Exception), self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA optimize")
         self.engine.dispose()

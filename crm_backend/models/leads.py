@@ -46,7 +46,10 @@ class Lead(IdMixin, TimestampMixin, VersionMixin, OwnedMixin, SoftDeleteMixin, B
     __tablename__ = "leads"
     __table_args__ = (
         CheckConstraint("score >= 0 AND score <= 100", name="score_range"),
-        Index("ix_leads_owner_status", "owner_id", "status"),
+        # Visibility + status filter and its count, answered from the index alone.
+        Index("ix_leads_owner_status", "owner_id", "status", "deleted_at", "shared_with_team"),
+        # "Newest leads in a status" pages without sorting the whole status.
+        Index("ix_leads_status_created", "status", "created_at"),
     )
 
     first_name: Mapped[str | None] = mapped_column(String(100))

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 20:33:59.067276
+Create Date: 2026-11-25 21:15:16.892455
 """
 
 from __future__ import annotations
@@ -698,8 +698,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_leads_dedup_key"), ["dedup_key"], unique=False)
         batch_op.create_index(batch_op.f("ix_leads_email_key"), ["email_key"], unique=False)
         batch_op.create_index(batch_op.f("ix_leads_owner_id"), ["owner_id"], unique=False)
-        batch_op.create_index("ix_leads_owner_status", ["owner_id", "status"], unique=False)
+        batch_op.create_index(
+            "ix_leads_owner_status", ["owner_id", "status", "deleted_at", "shared_with_team"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_leads_phone_key"), ["phone_key"], unique=False)
+        batch_op.create_index("ix_leads_status_created", ["status", "created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_leads_territory_id"), ["territory_id"], unique=False)
 
     op.create_table(
@@ -1144,11 +1147,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_deals_lead_id"), ["lead_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_deals_owner_id"), ["owner_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_deals_territory_id"), ["territory_id"], unique=False)
-        batch_op.create_foreign_key(batch_op.f("fk_deals_contact_id_contacts"), "contacts", ["contact_id"], ["id"])
         batch_op.create_foreign_key(
             batch_op.f("fk_deals_territory_id_territories"), "territories", ["territory_id"], ["id"]
         )
         batch_op.create_foreign_key(batch_op.f("fk_deals_lead_id_leads"), "leads", ["lead_id"], ["id"])
+        batch_op.create_foreign_key(batch_op.f("fk_deals_contact_id_contacts"), "contacts", ["contact_id"], ["id"])
 
     with op.batch_alter_table("teams", schema=None) as batch_op:
         batch_op.add_column(sa.Column("description", sa.String(length=500), nullable=True))
@@ -1176,9 +1179,9 @@ def downgrade() -> None:
         batch_op.drop_column("description")
 
     with op.batch_alter_table("deals", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("fk_deals_contact_id_contacts"), type_="foreignkey")
         batch_op.drop_constraint(batch_op.f("fk_deals_lead_id_leads"), type_="foreignkey")
         batch_op.drop_constraint(batch_op.f("fk_deals_territory_id_territories"), type_="foreignkey")
-        batch_op.drop_constraint(batch_op.f("fk_deals_contact_id_contacts"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_deals_territory_id"))
         batch_op.drop_index(batch_op.f("ix_deals_owner_id"))
         batch_op.drop_index(batch_op.f("ix_deals_lead_id"))
@@ -1286,6 +1289,7 @@ def downgrade() -> None:
     op.drop_table("tickets")
     with op.batch_alter_table("leads", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_leads_territory_id"))
+        batch_op.drop_index("ix_leads_status_created")
         batch_op.drop_index(batch_op.f("ix_leads_phone_key"))
         batch_op.drop_index("ix_leads_owner_status")
         batch_op.drop_index(batch_op.f("ix_leads_owner_id"))
