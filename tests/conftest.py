@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
+from assistant.bench_crm import postgres_unreachable
 from crm_backend.demo import seed_demo
 from crm_backend.migrate import upgrade
 from crm_backend.models import Base
@@ -30,18 +30,7 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-def _postgres_reason() -> str | None:
-    try:
-        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-    except (OperationalError, ImportError) as exc:
-        return f"PostgreSQL not reachable at TEST_DATABASE_URL ({type(exc).__name__})"
-    return None
-
-
-_PG_SKIP = _postgres_reason()
+_PG_SKIP = postgres_unreachable(POSTGRES_URL)
 
 
 @pytest.fixture(scope="session")
