@@ -61,11 +61,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY = "crm_read_only"
+
+
 def _sqlite_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front: two units of work that read then write would
     # otherwise deadlock on the lock upgrade and fail at once; this way the second waits its turn
-    # (busy_timeout). In WAL mode, plain readers are never blocked by it.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # (busy_timeout). A read-only unit of work takes no lock (WAL readers never wait for writers).
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
@@ -97,13 +101,23 @@ class Store:
         return cls(create_db_engine(url, **kwargs), secret=secret, files_dir=files_dir)
 
     @contextmanager
-    def unit_of_work(self, actor: Actor | None = None, channel: str = "api") -> Iterator[UnitOfWork]:
+    def unit_of_work(
+        self, actor: Actor | None = None, channel: str = "api", *, read_only: bool = False
+    ) -> Iterator[UnitOfWork]:
+        """One transaction as `actor`; `read_only` ones never write and never wait for writers."""
         session = self._sessions()
         uow = UnitOfWork(session=session, actor=actor, channel=channel, store=self)
         session.info["uow"] = uow  # read by the audit listener at flush time
+        if read_only:
+            session.connection(execution_options={READ_ONLY: True})
         try:
             yield uow
-            session.commit()
+            if read_only and (session.new or session.dirty or session.deleted):
+                raise RuntimeError("a read-only unit of work tried to write")
+            if read_only:
+                session.rollback()  # nothing to keep; never commit from a read-only unit of work
+            else:
+                session.commit()
         except StaleDataError as exc:
             session.rollback()
             raise Conflict("The record was changed by someone else in the meantime; reload it and try again.") from exc

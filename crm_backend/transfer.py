@@ -429,7 +429,7 @@ def export_rows(
         raise ValidationFailed({"format": f"export as one of: {', '.join(EXPORT_FORMATS)}"})
     res = records.resource(entity)
     count = 0
-    with store.unit_of_work(actor=actor, channel="export") as uow:
+    with store.unit_of_work(actor=actor, channel="export", read_only=True) as uow:
         stmt = records.scoped(res, actor)
         for key, raw in (filters or {}).items():
             stmt = stmt.where(records._filter_clause(res, key, raw))

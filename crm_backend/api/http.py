@@ -94,12 +94,12 @@ async def errors_as_json(
 
 
 async def in_unit_of_work(
-    store: Store, actor: Actor | None, work: Callable[[UnitOfWork], T], channel: str = "api"
+    store: Store, actor: Actor | None, work: Callable[[UnitOfWork], T], channel: str = "api", *, read_only: bool = False
 ) -> T:
-    """Run blocking database work in a thread, inside one transaction."""
+    """Run blocking database work in a thread, inside one transaction (read-only ones never wait)."""
 
     def run() -> T:
-        with store.unit_of_work(actor=actor, channel=channel) as uow:
+        with store.unit_of_work(actor=actor, channel=channel, read_only=read_only) as uow:
             return work(uow)
 
     return await asyncio.to_thread(run)

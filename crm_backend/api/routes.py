@@ -64,9 +64,9 @@ def _etag(data: dict[str, Any]) -> dict[str, str]:
     return {"ETag": f'"{data["version"]}"'} if "version" in data else {}
 
 
-async def run(request: web.Request, work: Callable[[UnitOfWork], Any]) -> Any:
+async def run(request: web.Request, work: Callable[[UnitOfWork], Any], *, read_only: bool = False) -> Any:
     actor = await authenticate(request)
-    return await in_unit_of_work(request.app[STORE], actor, work)
+    return await in_unit_of_work(request.app[STORE], actor, work, read_only=read_only)
 
 
 def collection_handlers(res: Resource) -> dict[str, Handler]:
@@ -82,11 +82,11 @@ def collection_handlers(res: Resource) -> dict[str, Handler]:
                 "offset": query.offset,
             }
 
-        return json_response(await run(request, work))
+        return json_response(await run(request, work, read_only=True))
 
     async def get(request: web.Request) -> web.Response:
         rid = record_id(request)
-        data = await run(request, lambda uow: records.serialize(res, records.get_record(uow, res, rid)))
+        data = await run(request, lambda uow: records.serialize(res, records.get_record(uow, res, rid)), read_only=True)
         return json_response(data, headers=_etag(data))
 
     async def create(request: web.Request) -> web.Response:
@@ -145,18 +145,18 @@ async def deal_stage(request: web.Request) -> web.Response:
 
 async def account_hierarchy(request: web.Request) -> web.Response:
     rid = record_id(request)
-    return json_response(await run(request, lambda uow: accounts.hierarchy(uow, rid)))
+    return json_response(await run(request, lambda uow: accounts.hierarchy(uow, rid), read_only=True))
 
 
 async def account_summary(request: web.Request) -> web.Response:
     rid = record_id(request)
-    return json_response(await run(request, lambda uow: accounts.summary(uow, rid)))
+    return json_response(await run(request, lambda uow: accounts.summary(uow, rid), read_only=True))
 
 
 async def convert_currency(request: web.Request) -> web.Response:
     await authenticate(request)
     body = await read_object(request)
-    return json_response(await run(request, lambda uow: currencies.convert(uow, body)))
+    return json_response(await run(request, lambda uow: currencies.convert(uow, body), read_only=True))
 
 
 def _when(request: web.Request, name: str) -> dt.datetime:
@@ -192,7 +192,7 @@ async def booking_conflicts(request: web.Request) -> web.Response:
         ]
         return {"items": items, "total": len(items)}
 
-    return json_response(await run(request, work))
+    return json_response(await run(request, work, read_only=True))
 
 
 async def import_records(request: web.Request) -> web.Response:

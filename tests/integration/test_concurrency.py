@@ -56,3 +56,19 @@ def test_two_writers_on_one_deal_one_gets_a_conflict(demo: Demo) -> None:
             )
         ).all()
         assert len(updates) == 1  # the loser's change left no trace
+
+
+def test_readers_do_not_wait_for_a_writer(demo: Demo) -> None:
+    """A long write transaction holds the write lock; a read-only unit of work still answers at once."""
+    import time
+
+    res = records.resource("deals")
+    alice = demo.actor("alice")
+    with demo.store.unit_of_work(actor=alice) as writer:
+        deal = records.get_record(writer, res, 1)
+        records.update_record(writer, res, deal.id, {"description": "being edited"}, None)
+        start = time.monotonic()
+        with demo.store.unit_of_work(actor=alice, read_only=True) as reader:
+            seen = records.get_record(reader, res, deal.id)
+            assert seen.description is None  # the uncommitted change is not visible
+        assert time.monotonic() - start < 2.0
