@@ -12,14 +12,13 @@ from rasa_sdk.endpoint import create_app
 from rasa_sdk.executor import ActionExecutor
 
 from actions import runtime
-from assistant.settings import Settings
-from crm_backend.store import Store
+from assistant.settings import Settings, open_store
 
 log = logging.getLogger(__name__)
 
 
 def serve(settings: Settings) -> None:
-    store = Store.from_url(settings.effective_database_url, secret=settings.secret(), files_dir=settings.files_dir)
+    store = open_store(settings)
     runtime.install(runtime.ActionRuntime(store=store, secret=settings.secret()))
     executor = ActionExecutor()
     executor.register_package("actions")

@@ -42,6 +42,16 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {
+        "cpus": psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
 class Bench:
     def __init__(self, settings: Settings, tokens: dict[str, str], http: aiohttp.ClientSession) -> None:
         self.settings, self.tokens, self.http = settings, tokens, http
@@ -138,12 +148,7 @@ def run_turn_bench(settings: Settings, sequential: int, concurrent: int, rounds:
         with Stack(bench_settings, model) as stack:
             figures = asyncio.run(measure(bench_settings, tokens, sequential, concurrent, rounds))
             figures["rss_mb"] = {name: rss_mb(pid) for name, pid in stack.pids().items()}
-    figures["machine"] = {
-        "cpus": psutil.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
+    figures["machine"] = machine()
     figures["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     figures["command"] = (
         f"crm-assistant bench turn --sequential {sequential} --concurrent {concurrent} --rounds {rounds}"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import json
-import platform
 import random
 import sqlite3
 import sys
@@ -34,12 +33,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from assistant.bench import percentiles
+from assistant.bench import machine, percentiles
 from crm_backend.demo_large import company_fragments, seed_large
 from crm_backend.errors import Duplicate
 from crm_backend.migrate import upgrade
@@ -308,15 +306,6 @@ def targets(database_url: str | Sequence[str] | None, workdir: Path) -> tuple[li
     else:
         found.append(Target("postgresql", LOCAL_POSTGRES_URL, {}))
     return found, skipped
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "cpus": psutil.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def command_line(database_url: str | Sequence[str] | None, queries: int, sizes: dict[str, int]) -> str:

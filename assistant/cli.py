@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assistant.settings import Settings
+from assistant.settings import Settings, open_store
 
 if TYPE_CHECKING:
     from crm_backend.store import Actor, Store
@@ -30,12 +30,6 @@ def configure_logging(settings: Settings) -> None:
 
 
 # --- database ------------------------------------------------------------------------------------
-def open_store(settings: Settings) -> Store:
-    from crm_backend.store import Store
-
-    return Store.from_url(settings.effective_database_url, secret=settings.secret(), files_dir=settings.files_dir)
-
-
 def migrate(settings: Settings) -> None:
     from crm_backend.migrate import upgrade
 

@@ -15,15 +15,16 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.rasa_client import ActionServerClient, RasaClient, UpstreamUnavailable
-from assistant.settings import Settings
+from assistant.settings import Settings, open_store
 from crm_backend.api.app import build_app
 from crm_backend.api.http import STORE, ApiError, authenticate, in_unit_of_work, json_response, read_json
 from crm_backend.errors import NotFound, ValidationFailed
 from crm_backend.services.auth import IDENTITY_KEY, sign_identity
 from crm_backend.services.conversations import claim_conversation
+from crm_backend.services.validation import validated
 from crm_backend.store import Store
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,9 @@ async def read_message(request: web.Request, max_chars: int) -> MessageIn:
     if isinstance(text, str) and len(text) > max_chars:
         raise ApiError(413, "text_too_long", f"The message text is longer than {max_chars} characters.")
     try:
-        message = MessageIn.model_validate(body)
-    except ValidationError as exc:
-        fields = {".".join(str(p) for p in e["loc"]) or "body": e["msg"] for e in exc.errors()}
-        raise ApiError(400, "invalid_body", "Some fields are missing or not valid.", fields=fields) from exc
+        message = validated(MessageIn, body)
+    except ValidationFailed as exc:
+        raise ApiError(400, "invalid_body", "Some fields are missing or not valid.", fields=exc.fields) from exc
     if not message.text.strip():
         raise ApiError(400, "invalid_body", "The message text is empty.", fields={"text": "must not be blank"})
     return message
@@ -170,7 +170,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
 
 
 def serve(settings: Settings) -> None:
-    store = Store.from_url(settings.effective_database_url, secret=settings.secret(), files_dir=settings.files_dir)
+    store = open_store(settings)
     web.run_app(
         create_app(settings, store),
         host=settings.bind_host,

@@ -11,9 +11,13 @@ import hmac
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from crm_backend.store import Store
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,3 +126,10 @@ class Settings(BaseSettings):
             "SANIC_HOST": self.bind_host,
         }
         return env
+
+
+def open_store(settings: Settings) -> Store:
+    """The CRM store every process opens the same way: its database, secret key and document folder."""
+    from crm_backend.store import Store
+
+    return Store.from_url(settings.effective_database_url, secret=settings.secret(), files_dir=settings.files_dir)

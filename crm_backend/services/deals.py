@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 
 from crm_backend.errors import ValidationFailed
 from crm_backend.models.accounts import Account
@@ -15,7 +15,6 @@ from crm_backend.models.base import utcnow
 from crm_backend.models.deals import CLOSED_STAGES, STAGE_PROBABILITY, Deal, DealStage
 from crm_backend.models.users import User
 from crm_backend.services import records
-from crm_backend.services.scopes import Visibility, visible
 from crm_backend.store import Actor, UnitOfWork
 
 
@@ -44,8 +43,9 @@ class StageChange(BaseModel):
     version: int | None = None
 
 
-def visible_deals(actor: Actor) -> Select[Deal]:
-    return select(Deal).where(visible(Deal, Visibility.OWNED, actor), Deal.deleted_at.is_(None))
+def visible_deals(actor: Actor) -> Select[Any]:
+    """The deals `actor` may see (the same scope the API and every list use)."""
+    return records.scoped(records.resource("deals"), actor)
 
 
 def apply_stage_rules(deal: Deal, stage: DealStage, probability: int | None, lost_reason: str | None) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from crm_backend.errors import Conflict, Duplicate, NotFound, PermissionDenied, ValidationFailed
 from crm_backend.models.base import Base, utcnow
 from crm_backend.models.users import Role, User
+from crm_backend.services.custom_fields import check_custom_fields
 from crm_backend.services.scopes import Visibility, may_change, may_create, team_members, visible
 from crm_backend.services.validation import validated
 from crm_backend.store import Actor, UnitOfWork
@@ -270,12 +271,6 @@ def check_linked_entity(uow: UnitOfWork, obj: Any, values: dict[str, Any]) -> No
         raise ValidationFailed({"entity_id": f"no {target.noun} with id {entity_id}"})
 
 
-def validate_custom_fields(uow: UnitOfWork, entity_type: str, values: dict[str, Any]) -> None:
-    from crm_backend.services.custom_fields import check_custom_fields
-
-    check_custom_fields(uow, entity_type, values)
-
-
 def create_record(
     uow: UnitOfWork, res: Resource, data: BaseModel | Mapping[str, Any], *, allow_duplicate: bool = False
 ) -> Any:
@@ -292,7 +287,7 @@ def create_record(
     _check_references(uow, res, values)
     if hasattr(res.model, "custom_fields"):
         values["custom_fields"] = values.get("custom_fields") or {}
-        validate_custom_fields(uow, res.model.__tablename__, values["custom_fields"])
+        check_custom_fields(uow, res.model.__tablename__, values["custom_fields"])
     obj = res.model(**values)
     if res.before_create:
         res.before_create(uow, obj, values)
@@ -324,7 +319,7 @@ def update_record(
     _check_references(uow, res, values)
     if values.get("custom_fields"):
         merged = {**(getattr(obj, "custom_fields", None) or {}), **values["custom_fields"]}
-        validate_custom_fields(uow, res.model.__tablename__, merged)
+        check_custom_fields(uow, res.model.__tablename__, merged)
         values["custom_fields"] = merged
     changes = {k: (getattr(obj, k), v) for k, v in values.items() if getattr(obj, k) != v}
     if res.before_update:

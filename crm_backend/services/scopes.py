@@ -43,15 +43,6 @@ def _clause(expr: Any) -> ColumnElement[bool]:
     return cast(ColumnElement[bool], expr)
 
 
-def owned_by_visible_user(owner_column: Any, actor: Actor) -> ColumnElement[bool]:
-    """Owner-only part of the rule (for queries that have just an owner column)."""
-    if actor.role is Role.ADMIN:
-        return true()
-    if actor.role is Role.MANAGER and actor.team_id is not None:
-        return or_(owner_column == actor.user_id, owner_column.in_(team_members(actor)))
-    return _clause(owner_column == actor.user_id)
-
-
 def visible(model: Any, visibility: Visibility, actor: Actor) -> ColumnElement[bool]:
     """A WHERE clause keeping only the rows of `model` that `actor` may see."""
     if actor.role is Role.ADMIN or visibility is Visibility.REFERENCE:
