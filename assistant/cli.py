@@ -10,8 +10,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from assistant.settings import Settings, open_store
 
@@ -367,10 +368,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accounts", type=int, default=20_000, help="crm: generated accounts (default 20,000)")
     p.add_argument("--activities", type=int, default=200_000, help="crm: generated activities (default 200,000)")
     p.add_argument("--output", type=Path, help="also write the figures as JSON here")
+    for module in engine_command_modules():
+        COMMANDS.update(module.add_commands(sub))
     return parser
 
 
-COMMANDS = {
+# The engines' commands (score, train-scoring, forecast, macro, scheduler, signals, ...): each
+# module has `add_commands(subparsers) -> {name: handler}`.
+ENGINE_COMMANDS = (
+    "assistant.commands.scoring",
+    "assistant.commands.macros",
+    "assistant.commands.forecasting",
+    "assistant.commands.scheduler",
+    "assistant.commands.signals",
+)
+
+
+def engine_command_modules() -> list[Any]:
+    import importlib
+
+    found = []
+    for name in ENGINE_COMMANDS:
+        try:
+            found.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:  # pragma: no cover - only while an engine is being built
+            if not (exc.name and name.startswith(exc.name)):
+                raise
+    return found
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "run": cmd_run,
     "train": cmd_train,
     "validate": cmd_validate,

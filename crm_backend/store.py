@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from crm_backend import audit
+from crm_backend import audit, events
 from crm_backend.errors import AuthenticationFailed, Conflict
 from crm_backend.models.users import Role
 
@@ -91,6 +91,7 @@ class Store:
 
     def __init__(self, engine: Engine, *, secret: str | None = None, files_dir: Path | None = None) -> None:
         audit.install()
+        events.install()
         self.engine = engine
         self.secret = secret  # encrypts integration credentials at rest
         self.files_dir = files_dir  # where the document library keeps files
@@ -117,6 +118,7 @@ class Store:
             if read_only:
                 session.rollback()  # nothing to keep; never commit from a read-only unit of work
             else:
+                events.settle(uow)  # scores, macros and signals follow the changes, in this transaction
                 session.commit()
         except StaleDataError as exc:
             session.rollback()
@@ -135,6 +137,7 @@ class Store:
             session.rollback()
             raise
         finally:
+            events.discard(session)
             session.close()
 
     def ping(self) -> None:

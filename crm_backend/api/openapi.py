@@ -11,8 +11,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from crm_backend import transfer
+from crm_backend.api import operations
 from crm_backend.api.http import json_response
-from crm_backend.services import currencies, deals, leads, records
+from crm_backend.services import records
 from crm_backend.services.records import Resource
 
 REF = "#/components/schemas/{model}"
@@ -164,12 +165,8 @@ def document() -> dict[str, Any]:
     import crm_backend.resources  # noqa: F401 - fills the registry
 
     resources = list(records.REGISTRY.values())
-    models: list[type[BaseModel]] = [
-        leads.Conversion,
-        leads.Qualification,
-        deals.StageChange,
-        currencies.ConversionRequest,
-    ]
+    ops = operations.load()
+    models: list[type[BaseModel]] = list(dict.fromkeys(op.body for op in ops if op.body is not None))
     for res in resources:
         models += [res.create_schema, res.update_schema, res.read_schema]
     _, defs = models_json_schema(
@@ -180,36 +177,18 @@ def document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for res in resources:
         paths.update(_collection_paths(res))
-    paths["/api/v1/leads/{id}/convert"] = {
-        "parameters": [ID],
-        "post": _operation("leads", "Convert a lead into an account, contact and deal", leads.Conversion, "201"),
-    }
-    paths["/api/v1/leads/{id}/qualify"] = {
-        "parameters": [ID],
-        "post": _operation("leads", "Record BANT answers (Qualified when all four are known)", leads.Qualification),
-    }
-    paths["/api/v1/deals/{id}/stage"] = {
-        "parameters": [ID],
-        "post": _operation("deals", "Move a deal to a stage (probability follows unless given)", deals.StageChange),
-    }
-    paths["/api/v1/accounts/{id}/hierarchy"] = {
-        "parameters": [ID],
-        "get": _operation("accounts", "The account with its ancestors and descendants", None),
-    }
-    paths["/api/v1/accounts/{id}/summary"] = {
-        "parameters": [ID],
-        "get": _operation("accounts", "The 360° view: contacts, open deals, activities, tickets", None),
-    }
-    paths["/api/v1/currencies/convert"] = {
-        "post": _operation("currencies", "Convert an amount through the base currency", currencies.ConversionRequest)
-    }
-    conflicts = _operation("calendar-bookings", "Bookings overlapping a time window", None)
-    conflicts["parameters"] = [
-        _param("start", {"type": "string", "format": "date-time"}, "window start"),
-        _param("end", {"type": "string", "format": "date-time"}, "window end"),
-        _param("user_id", {"type": "integer"}, "whose calendar (default: yours)"),
-    ]
-    paths["/api/v1/calendar-bookings/conflicts"] = {"get": conflicts}
+    for op in ops:
+        spec = _operation(op.tag, op.summary, op.body, str(op.status))
+        spec["responses"][str(op.status)] = {
+            "description": "result",
+            "content": {op.content_type: {"schema": op.response}},
+        }
+        if op.params:
+            spec["parameters"] = list(op.params)
+        item = paths.setdefault(f"/api/v1{op.openapi_path}", {})
+        if op.path_params:
+            item["parameters"] = [_param(n, {"type": "integer"}, "record id", "path") for n in op.path_params]
+        item[op.method.lower()] = spec
     for entity in transfer.IMPORTABLE:
         report = {"type": "object", "required": ["entity", "total", "created", "rejected", "duplicates", "committed"]}
         paths[f"/api/v1/{entity}/import"] = {

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from crm_backend import transfer
+from crm_backend.api import operations
 from crm_backend.api.http import (
     STORE,
     ApiError,
@@ -21,6 +22,7 @@ from crm_backend.api.http import (
     json_response,
     read_object,
 )
+from crm_backend.api.operations import operation, query_param
 from crm_backend.services import accounts, calendar, currencies, deals, leads, records
 from crm_backend.services.records import ListQuery, Resource
 from crm_backend.store import UnitOfWork
@@ -118,6 +120,14 @@ def collection_handlers(res: Resource) -> dict[str, Handler]:
 
 
 # --- the seeds' operations -------------------------------------------------------------------------
+@operation(
+    "POST",
+    "/leads/{id:\\d+}/convert",
+    tag="leads",
+    summary="Convert a lead into an account, contact and deal",
+    body=leads.Conversion,
+    status=201,
+)
 async def convert_lead(request: web.Request) -> web.Response:
     rid = record_id(request)
     await authenticate(request)
@@ -125,6 +135,13 @@ async def convert_lead(request: web.Request) -> web.Response:
     return json_response(await run(request, lambda uow: leads.convert(uow, rid, body)), status=201)
 
 
+@operation(
+    "POST",
+    "/leads/{id:\\d+}/qualify",
+    tag="leads",
+    summary="Record BANT answers (Qualified when all four are known)",
+    body=leads.Qualification,
+)
 async def qualify_lead(request: web.Request) -> web.Response:
     rid = record_id(request)
     await authenticate(request)
@@ -133,6 +150,13 @@ async def qualify_lead(request: web.Request) -> web.Response:
     return json_response(await run(request, lambda uow: records.serialize(res, leads.qualify(uow, rid, body))))
 
 
+@operation(
+    "POST",
+    "/deals/{id:\\d+}/stage",
+    tag="deals",
+    summary="Move a deal to a stage (probability follows unless given)",
+    body=deals.StageChange,
+)
 async def deal_stage(request: web.Request) -> web.Response:
     rid = record_id(request)
     await authenticate(request)
@@ -143,16 +167,32 @@ async def deal_stage(request: web.Request) -> web.Response:
     return json_response(await run(request, lambda uow: records.serialize(res, deals.change_stage(uow, rid, body))))
 
 
+@operation(
+    "GET", "/accounts/{id:\\d+}/hierarchy", tag="accounts", summary="The account with its ancestors and descendants"
+)
 async def account_hierarchy(request: web.Request) -> web.Response:
     rid = record_id(request)
     return json_response(await run(request, lambda uow: accounts.hierarchy(uow, rid), read_only=True))
 
 
+@operation(
+    "GET",
+    "/accounts/{id:\\d+}/summary",
+    tag="accounts",
+    summary="The 360° view: contacts, open deals, activities, tickets",
+)
 async def account_summary(request: web.Request) -> web.Response:
     rid = record_id(request)
     return json_response(await run(request, lambda uow: accounts.summary(uow, rid), read_only=True))
 
 
+@operation(
+    "POST",
+    "/currencies/convert",
+    tag="currencies",
+    summary="Convert an amount through the base currency",
+    body=currencies.ConversionRequest,
+)
 async def convert_currency(request: web.Request) -> web.Response:
     await authenticate(request)
     body = await read_object(request)
@@ -170,6 +210,17 @@ def _when(request: web.Request, name: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+@operation(
+    "GET",
+    "/calendar-bookings/conflicts",
+    tag="calendar-bookings",
+    summary="Bookings overlapping a time window",
+    params=(
+        query_param("start", {"type": "string", "format": "date-time"}, "window start", required=True),
+        query_param("end", {"type": "string", "format": "date-time"}, "window end", required=True),
+        query_param("user_id", {"type": "integer"}, "whose calendar (default: yours)"),
+    ),
+)
 async def booking_conflicts(request: web.Request) -> web.Response:
     actor = await authenticate(request)
     start, end = _when(request, "start"), _when(request, "end")
@@ -246,16 +297,11 @@ def add_routes(app: web.Application) -> None:
     import crm_backend.resources  # noqa: F401 - fills the registry
 
     r = app.router
-    r.add_post(f"{PREFIX}/currencies/convert", convert_currency)
+    for op in operations.load():
+        r.add_route(op.method, PREFIX + op.path, op.handler)
     importable = "|".join(transfer.IMPORTABLE)
     r.add_post(PREFIX + "/{entity:" + importable + "}/import", import_records)
     r.add_get(PREFIX + "/{entity:" + importable + "}/export", export_records)
-    r.add_get(f"{PREFIX}/calendar-bookings/conflicts", booking_conflicts)
-    r.add_post(PREFIX + "/leads/{id:\\d+}/convert", convert_lead)
-    r.add_post(PREFIX + "/leads/{id:\\d+}/qualify", qualify_lead)
-    r.add_post(PREFIX + "/deals/{id:\\d+}/stage", deal_stage)
-    r.add_get(PREFIX + "/accounts/{id:\\d+}/hierarchy", account_hierarchy)
-    r.add_get(PREFIX + "/accounts/{id:\\d+}/summary", account_summary)
     for res in records.REGISTRY.values():
         h = collection_handlers(res)
         base = f"{PREFIX}/{res.name}"

@@ -19,7 +19,17 @@ from crm_backend.models.activities import (
 )
 from crm_backend.models.annotations import CustomFieldDefinition, CustomFieldType, Note, Tag, Tagging
 from crm_backend.models.audit import AuditLog
-from crm_backend.models.automation import EntityType, Macro, ScoringRule, ScoringRuleSet, ScoringRuleSetMember
+from crm_backend.models.automation import (
+    EntityScore,
+    EntityType,
+    Macro,
+    MacroRun,
+    MacroRunStatus,
+    MacroTrigger,
+    ScoringRule,
+    ScoringRuleSet,
+    ScoringRuleSetMember,
+)
 from crm_backend.models.base import Base
 from crm_backend.models.campaigns import Campaign, CampaignStatus, CampaignType
 from crm_backend.models.contacts import Contact, ContactFrequency, ContactMethod, ContactRole, ContactType
@@ -31,11 +41,19 @@ from crm_backend.models.feeds import FeedItem, FeedType, SalesSignal, SignalCate
 from crm_backend.models.forecasts import ForecastMethod, ForecastPeriod, SalesForecast, TerritoryForecast
 from crm_backend.models.integrations import SocialIntegration, SocialPlatform
 from crm_backend.models.leads import Lead, LeadSource, LeadStatus
+from crm_backend.models.notifications import DeliveryStatus, Notification, SchedulerLease
 from crm_backend.models.service_desk import Ticket, TicketStatus
 from crm_backend.models.territories import Territory, TerritoryType, territory_managers
 from crm_backend.models.users import ApiToken, ChannelIdentity, Role, Team, User
 
 __all__ = [
+    "DeliveryStatus",
+    "EntityScore",
+    "MacroRun",
+    "MacroRunStatus",
+    "MacroTrigger",
+    "Notification",
+    "SchedulerLease",
     "CLOSED_STAGES",
     "STAGE_PROBABILITY",
     "AccessLevel",

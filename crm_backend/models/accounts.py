@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, Numeric, String
+from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_backend.models.base import (
@@ -15,6 +16,7 @@ from crm_backend.models.base import (
     OwnedMixin,
     SoftDeleteMixin,
     TimestampMixin,
+    UtcDateTime,
     VersionMixin,
     enum_column,
 )
@@ -45,6 +47,10 @@ class Account(IdMixin, TimestampMixin, VersionMixin, OwnedMixin, SoftDeleteMixin
     postal_code: Mapped[str | None] = mapped_column(String(20))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
     health_score: Mapped[int | None] = mapped_column(Integer)
+    churn_risk: Mapped[float | None] = mapped_column(Float)  # 0..1
+    health_explanation: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    health_updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    segment: Mapped[str | None] = mapped_column(String(60))
     description: Mapped[str | None] = mapped_column(String(2000))
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 

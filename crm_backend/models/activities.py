@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from crm_backend.models.base import (
@@ -68,6 +68,8 @@ class Activity(IdMixin, TimestampMixin, VersionMixin, OwnedMixin, RelatedRecords
     __table_args__ = (
         CheckConstraint("completion_percent >= 0 AND completion_percent <= 100", name="completion_range"),
         CheckConstraint("duration_minutes IS NULL OR duration_minutes >= 0", name="duration_not_negative"),
+        # A series creates each occurrence once, however often it is expanded.
+        UniqueConstraint("recurring_activity_id", "start_at", name="occurrence"),
     )
 
     type: Mapped[ActivityType] = mapped_column(enum_column(ActivityType))
@@ -108,6 +110,7 @@ class Reminder(IdMixin, TimestampMixin, VersionMixin, OwnedMixin, RelatedRecords
     recurrence: Mapped[str | None] = mapped_column(String(500))  # RFC 5545 RRULE
     activity_id: Mapped[int | None] = mapped_column(ForeignKey("activities.id"), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(String(500))
 

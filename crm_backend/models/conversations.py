@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import Float, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_backend.models.base import Base, TimestampMixin, UtcDateTime, utcnow
@@ -19,3 +19,10 @@ class Conversation(TimestampMixin, Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(20))
     last_message_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # Who the conversation is about or with (a prospect's lead, a customer's contact and account).
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # Rolling sentiment of the user's turns: -1 (negative) .. 1 (positive).
+    sentiment_score: Mapped[float | None] = mapped_column(Float)
+    sentiment_label: Mapped[str | None] = mapped_column(String(10))

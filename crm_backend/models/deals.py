@@ -76,6 +76,7 @@ class Deal(IdMixin, TimestampMixin, VersionMixin, OwnedMixin, SoftDeleteMixin, B
     probability: Mapped[int] = mapped_column(Integer, default=10)
     expected_close_date: Mapped[date | None] = mapped_column(Date)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    stage_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # when it entered `stage`
     competitors: Mapped[list[str]] = mapped_column(JSON, default=list)
     lost_reason: Mapped[str | None] = mapped_column(String(500))
     description: Mapped[str | None] = mapped_column(String(2000))

@@ -54,3 +54,5 @@ class SalesSignal(IdMixin, TimestampMixin, VersionMixin, OwnedMixin, Base):
     processed: Mapped[bool] = mapped_column(Boolean, default=False)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # The same fact is signalled once: e.g. "deal_stalled:deal:5:Proposal".
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)

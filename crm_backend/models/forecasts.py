@@ -5,8 +5,9 @@ from __future__ import annotations
 import enum
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, Numeric, String
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_backend.models.base import Base, IdMixin, OwnedMixin, TimestampMixin, VersionMixin, enum_column
@@ -19,6 +20,7 @@ class ForecastPeriod(enum.StrEnum):
 
 
 class ForecastMethod(enum.StrEnum):
+    WEIGHTED = "Weighted Pipeline"
     AI = "AI"
     HISTORICAL = "Historical"
     MANUAL = "Manual"
@@ -32,7 +34,11 @@ class ForecastColumns:
     forecast_amount: Mapped[Decimal] = mapped_column(Numeric(16, 2))
     actual_amount: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
     currency: Mapped[str] = mapped_column(String(3), default="USD")
-    confidence: Mapped[int | None] = mapped_column(Integer)  # 0–100
+    confidence: Mapped[int | None] = mapped_column(Integer)  # 0–100: the level of [lower, upper]
+    lower_bound: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    upper_bound: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # method inputs, breakdown
     notes: Mapped[str | None] = mapped_column(String(2000))
 
 

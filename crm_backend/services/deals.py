@@ -52,6 +52,8 @@ def apply_stage_rules(deal: Deal, stage: DealStage, probability: int | None, los
     """Probability follows the stage unless overridden; closing stamps the date; losing needs a reason."""
     if stage is DealStage.CLOSED_LOST and not (lost_reason or deal.lost_reason):
         raise ValidationFailed({"lost_reason": "say why the deal was lost"})
+    if deal.stage != stage or deal.stage_changed_at is None:
+        deal.stage_changed_at = utcnow()
     deal.stage = stage
     deal.probability = probability if probability is not None else STAGE_PROBABILITY[stage]
     if lost_reason is not None:

@@ -1,0 +1,1 @@
+"""The engines' `crm-assistant` subcommands; see `assistant.cli.ENGINE_COMMANDS`."""
