@@ -237,7 +237,8 @@ def _account_related(uow: UnitOfWork, out: dict[int, dict[str, Any]]) -> None:
             .group_by(Contact.account_id)
         )
         for rid, n in session.execute(contacts):
-            out[int(rid)]["contact_count"] = int(n)
+            if rid is not None:
+                out[rid]["contact_count"] = int(n)
         deals = (
             select(Deal.account_id, Deal.stage, func.count(Deal.id), func.sum(Deal.amount))
             .where(Deal.account_id.in_(chunk), Deal.deleted_at.is_(None))
@@ -260,7 +261,8 @@ def _account_related(uow: UnitOfWork, out: dict[int, dict[str, Any]]) -> None:
             .group_by(Ticket.account_id)
         )
         for rid, n in session.execute(tickets):
-            out[int(rid)]["open_ticket_count"] = int(n)
+            if rid is not None:
+                out[rid]["open_ticket_count"] = int(n)
         for rid, avg in _sentiment(uow, Conversation.account_id, chunk).items():
             out[rid]["conversation_sentiment"] = avg
 
