@@ -4,12 +4,15 @@
 conversation for that user, signs the user's identity into the message metadata and passes
 the message to Rasa; Rasa's replies come back as `{"text", "buttons"}` items.
 `GET /healthz` says the gateway is alive; `GET /readyz` checks Rasa, the action server and
-the database. Errors are JSON with a plain message, never a stack trace.
+the database (and reports the scheduler's state in `details`). The gateway also runs the
+scheduler (reminders, recurring activities, notification delivery) while it serves. Errors are
+JSON with a plain message, never a stack trace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from typing import Any
 
@@ -22,6 +25,7 @@ from assistant.settings import Settings, open_store
 from crm_backend.api.app import build_app
 from crm_backend.api.http import STORE, ApiError, authenticate, in_unit_of_work, json_response, read_json
 from crm_backend.errors import NotFound, ValidationFailed
+from crm_backend.scheduler.runner import Scheduler, SchedulerConfig
 from crm_backend.services.auth import IDENTITY_KEY, sign_identity
 from crm_backend.services.conversations import claim_conversation
 from crm_backend.services.validation import validated
@@ -36,6 +40,7 @@ SETTINGS = web.AppKey("settings", Settings)
 RASA = web.AppKey("rasa", RasaClient)
 ACTIONS = web.AppKey("actions", ActionServerClient)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
 
 
 class MessageIn(BaseModel):
@@ -137,8 +142,18 @@ async def readyz(request: web.Request) -> web.Response:
     rasa, actions, db = await asyncio.gather(request.app[RASA].health(), request.app[ACTIONS].health(), database())
     components = {"rasa": rasa.as_dict(), "action_server": actions.as_dict(), "database": db}
     ready = all(c["ok"] for c in components.values())
+    scheduler = request.app.get(SCHEDULER)
+    details = {"scheduler": scheduler.state() if scheduler is not None else {"running": False, "enabled": False}}
     return json_response(
-        {"status": "ready" if ready else "not_ready", "components": components}, status=200 if ready else 503
+        {"status": "ready" if ready else "not_ready", "components": components, "details": details},
+        status=200 if ready else 503,
+    )
+
+
+def scheduler_config(settings: Settings) -> SchedulerConfig:
+    return SchedulerConfig(
+        interval=dt.timedelta(seconds=settings.scheduler_interval_seconds),
+        horizon=dt.timedelta(days=settings.recurrence_horizon_days),
     )
 
 
@@ -162,7 +177,17 @@ def create_app(settings: Settings, store: Store) -> web.Application:
         await http.close()
         store.dispose()
 
+    async def scheduler(app: web.Application) -> Any:
+        """Runs after `clients` is set up and stops before it closes the store."""
+        runner = Scheduler(store, scheduler_config(settings))
+        app[SCHEDULER] = runner
+        await runner.start()
+        yield
+        await runner.stop()
+
     app.cleanup_ctx.append(clients)
+    if settings.scheduler_enabled:
+        app.cleanup_ctx.append(scheduler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_post("/api/v1/assistant/messages", post_message)

@@ -48,6 +48,16 @@ class Settings(BaseSettings):
     assistant_secret: SecretStr | None = Field(default=None, alias="ASSISTANT_SECRET")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
+    # The scheduler (reminders, recurring activities, notification delivery) runs inside the gateway.
+    scheduler_enabled: bool = Field(default=True, alias="SCHEDULER_ENABLED")
+    scheduler_interval_seconds: float = Field(default=5.0, alias="SCHEDULER_INTERVAL_SECONDS", gt=0, le=3600)
+    recurrence_horizon_days: int = Field(default=30, alias="RECURRENCE_HORIZON_DAYS", ge=1, le=366)
+
+    @property
+    def scoring_models_dir(self) -> Path:
+        """The trained lead/deal scoring models (`crm-assistant train-scoring` writes them)."""
+        return self.var_dir / "models" / "scoring"
+
     @property
     def effective_database_url(self) -> str:
         """`DATABASE_URL`, or the embedded SQLite file under `var/`."""
@@ -119,6 +129,9 @@ class Settings(BaseSettings):
             "MAX_MESSAGE_CHARS": str(self.max_message_chars),
             "ASSISTANT_SECRET": self.secret(),
             "LOG_LEVEL": self.log_level,
+            "SCHEDULER_ENABLED": str(self.scheduler_enabled).lower(),
+            "SCHEDULER_INTERVAL_SECONDS": str(self.scheduler_interval_seconds),
+            "RECURRENCE_HORIZON_DAYS": str(self.recurrence_horizon_days),
             # Used by endpoints.yml (Rasa substitutes ${...} when it reads the file).
             "ACTION_ENDPOINT_URL": f"{self.action_server_url}/webhook",
             # Nothing in the product calls the internet.
@@ -132,4 +145,9 @@ def open_store(settings: Settings) -> Store:
     """The CRM store every process opens the same way: its database, secret key and document folder."""
     from crm_backend.store import Store
 
-    return Store.from_url(settings.effective_database_url, secret=settings.secret(), files_dir=settings.files_dir)
+    return Store.from_url(
+        settings.effective_database_url,
+        secret=settings.secret(),
+        files_dir=settings.files_dir,
+        models_dir=settings.scoring_models_dir,
+    )

@@ -19,8 +19,17 @@ from crm_backend.models.audit import AuditLog
 from crm_backend.models.base import Base, utcnow
 
 MASK = "***"
-# Models whose rows are not audited: the log itself, per-message bookkeeping.
-NOT_AUDITED = {"audit_log", "conversations"}
+# Rows that are not audited: the log itself, per-message bookkeeping, derived scores (they keep
+# previous_score), and the engines' own logs and queues (macro runs, notifications, scheduler leases).
+NOT_AUDITED = {
+    "audit_log",
+    "conversations",
+    "entity_scores",
+    "macro_runs",
+    "notifications",
+    "scheduler_leases",
+    "rescore_requests",
+}
 # Columns whose change alone is not worth a row (usage bookkeeping).
 IGNORED_COLUMNS = {"updated_at", "version", "last_used_at", "last_message_at"}
 

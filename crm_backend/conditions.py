@@ -247,6 +247,12 @@ def _as_date(text: str) -> dt.date | dt.datetime | None:
 
 def _coerce(actual: Any, literal: Any) -> tuple[Any, Any]:
     """Bring a fact and a literal to comparable forms, or raise Incomparable."""
+    kind = type(actual)
+    if kind is type(literal):  # the common case, cheaply: text with text, number with number
+        if kind is str:
+            return actual.casefold(), literal.casefold()
+        if kind is int or kind is float:
+            return actual, literal
     if isinstance(actual, bool) or isinstance(literal, bool):
         if isinstance(actual, bool) and isinstance(literal, bool):
             return actual, literal

@@ -113,7 +113,19 @@ def seed_demo(store: Store, today: date | None = None, *, extras: bool = False) 
         if extras:
             _seed_extras(uow, user_ids, account_ids, today)
         uow.actor = None
+    if extras:  # after the seed's transaction: the history goes in with bulk inserts of its own
+        _seed_scoring_history(store, user_ids["admin"], today)
     return tokens
+
+
+def _seed_scoring_history(store: Store, admin_id: int, today: date) -> None:
+    """Two and a half years of closed leads and deals (for the scoring model and the AI forecast) and
+    the default scoring rule sets, which score every lead and deal as they are installed."""
+    from crm_backend.scoring import defaults, history
+
+    history.seed_history(store, leads=1500, deals=800, today=today)
+    with store.unit_of_work(channel="cli") as uow:
+        defaults.install_default_rules(uow, admin_id)
 
 
 def _seed_extras(uow: UnitOfWork, user_ids: dict[str, int], account_ids: dict[str, int], today: date) -> None:

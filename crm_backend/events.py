@@ -11,7 +11,6 @@ writes and the macro engine can stop A → B → A loops.
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,12 +25,11 @@ from crm_backend.models.base import Base
 if TYPE_CHECKING:
     from crm_backend.store import UnitOfWork
 
-log = logging.getLogger(__name__)
 
 PENDING = "crm_changes"
 ORIGIN = "crm_origin"
 MAX_ROUNDS = 12
-NOT_TRACKED = {"audit_log", "macro_runs", "notifications", "scheduler_leases"}
+NOT_TRACKED = {"audit_log", "macro_runs", "notifications", "scheduler_leases", "rescore_requests"}
 BOOKKEEPING = {"updated_at", "version"}
 TABLE_ENTITY = {
     "leads": EntityType.LEAD,
@@ -130,14 +128,7 @@ def handlers() -> list[Handler]:
         found: list[Handler] = []
         for spec in HANDLERS:
             module_name, _, name = spec.partition(":")
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:  # pragma: no cover - only while an engine is being built
-                if exc.name and module_name.startswith(exc.name):
-                    log.warning("change handler %s is not available yet", spec)
-                    continue
-                raise
-            found.append(getattr(module, name))
+            found.append(getattr(importlib.import_module(module_name), name))
         _resolved = found
     return _resolved
 

@@ -12,8 +12,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from crm_backend import models as m
+from crm_backend.macros import hooks as macro_hooks
 from crm_backend.models.base import Base
 from crm_backend.schemas import schemas_for
+from crm_backend.scoring import rules as scoring_rules
 from crm_backend.services import (
     accounts,
     calendar,
@@ -287,6 +289,8 @@ add(
     search=("name", "description"),
     filters=("entity_type", "is_active", "owner_id"),
     sort=(*TEXT_FIELDS, "name"),
+    before_create=macro_hooks.before_create,
+    before_update=macro_hooks.before_update,
 )
 add(
     "feeds",
@@ -424,6 +428,8 @@ add(
     search=("name", "description"),
     filters=("entity_type", "is_active"),
     sort=(*TEXT_FIELDS, "name", "points"),
+    before_create=scoring_rules.before_rule_create,
+    before_update=scoring_rules.before_rule_update,
 )
 add(
     "multiple-scoring-rules",
@@ -436,6 +442,8 @@ add(
     filters=("entity_type", "is_active"),
     sort=(*TEXT_FIELDS, "name"),
     prepare=_rule_set_prepare,
+    before_create=scoring_rules.before_rule_set_create,
+    before_update=scoring_rules.before_rule_set_update,
     serialize_extra=lambda s: {"rules": [{"rule_id": x.rule_id, "weight": x.weight} for x in s.members]},
 )
 add(

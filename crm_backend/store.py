@@ -89,17 +89,33 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 class Store:
     """Owns the engine; hands out units of work."""
 
-    def __init__(self, engine: Engine, *, secret: str | None = None, files_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        secret: str | None = None,
+        files_dir: Path | None = None,
+        models_dir: Path | None = None,
+    ) -> None:
         audit.install()
         events.install()
         self.engine = engine
         self.secret = secret  # encrypts integration credentials at rest
         self.files_dir = files_dir  # where the document library keeps files
+        self.models_dir = models_dir  # where trained scoring models live (None: rules only)
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
 
     @classmethod
-    def from_url(cls, url: str, *, secret: str | None = None, files_dir: Path | None = None, **kwargs: Any) -> Store:
-        return cls(create_db_engine(url, **kwargs), secret=secret, files_dir=files_dir)
+    def from_url(
+        cls,
+        url: str,
+        *,
+        secret: str | None = None,
+        files_dir: Path | None = None,
+        models_dir: Path | None = None,
+        **kwargs: Any,
+    ) -> Store:
+        return cls(create_db_engine(url, **kwargs), secret=secret, files_dir=files_dir, models_dir=models_dir)
 
     @contextmanager
     def unit_of_work(

@@ -5,6 +5,7 @@ stack trace."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -139,3 +140,35 @@ async def read_object(request: web.Request, max_bytes: int = MAX_BODY_BYTES) -> 
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "Send a JSON object.")
     return body
+
+
+# --- request parameters --------------------------------------------------------------------------
+def whole_number(value: str, name: str) -> int:
+    """`value` as an int, or a 400 naming the parameter."""
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} must be a whole number.") from None
+
+
+def query_int(request: web.Request, name: str, default: int | None = None) -> int | None:
+    """An optional whole-number query parameter (`default` when absent or empty)."""
+    raw = request.query.get(name)
+    return default if raw is None or raw == "" else whole_number(raw, name)
+
+
+def query_datetime(request: web.Request, name: str) -> dt.datetime:
+    """A required ISO 8601 query parameter; a date-time without a zone is taken as UTC."""
+    raw = request.query.get(name)
+    if not raw:
+        raise ApiError(400, "invalid_parameter", f"Give {name} as an ISO 8601 date-time.")
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} is not an ISO 8601 date-time.") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def record_id(request: web.Request) -> int:
+    """The `{id}` of the route."""
+    return whole_number(request.match_info["id"], "The id")

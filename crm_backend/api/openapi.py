@@ -187,7 +187,10 @@ def document() -> dict[str, Any]:
             spec["parameters"] = list(op.params)
         item = paths.setdefault(f"/api/v1{op.openapi_path}", {})
         if op.path_params:
-            item["parameters"] = [_param(n, {"type": "integer"}, "record id", "path") for n in op.path_params]
+            item["parameters"] = [
+                _param(name, schema, "record id" if name == "id" else name.replace("_", " "), "path")
+                for name, schema in op.path_params.items()
+            ]
         item[op.method.lower()] = spec
     for entity in transfer.IMPORTABLE:
         report = {"type": "object", "required": ["entity", "total", "created", "rejected", "duplicates", "committed"]}

@@ -5,14 +5,13 @@ summary, currency conversion, calendar conflicts)."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import io
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from crm_backend import transfer
+from crm_backend import events, transfer
 from crm_backend.api import operations
 from crm_backend.api.http import (
     STORE,
@@ -20,7 +19,10 @@ from crm_backend.api.http import (
     authenticate,
     in_unit_of_work,
     json_response,
+    query_datetime,
     read_object,
+    record_id,
+    whole_number,
 )
 from crm_backend.api.operations import operation, query_param
 from crm_backend.services import accounts, calendar, currencies, deals, leads, records
@@ -32,23 +34,12 @@ RESERVED = {"limit", "offset", "q", "sort", "format", "allow_duplicate", "partia
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name} must be a whole number.") from None
-
-
-def record_id(request: web.Request) -> int:
-    return _int(request.match_info["id"], "The id")
-
-
 def expected_version(request: web.Request) -> int | None:
     """The version the client's change is based on: `If-Match: "3"` or `?version=3`."""
     raw = request.headers.get("If-Match") or request.query.get("version")
     if raw is None or raw.strip() == "*":
         return None
-    return _int(raw.strip().removeprefix("W/").strip('"'), "If-Match / version")
+    return whole_number(raw.strip().removeprefix("W/").strip('"'), "If-Match / version")
 
 
 def list_query(request: web.Request) -> ListQuery:
@@ -57,8 +48,8 @@ def list_query(request: web.Request) -> ListQuery:
         filters={k: v for k, v in q.items() if k not in RESERVED},
         q=q.get("q") or None,
         sort=q.get("sort") or None,
-        limit=_int(q.get("limit", "50"), "limit"),
-        offset=_int(q.get("offset", "0"), "offset"),
+        limit=whole_number(q.get("limit", "50"), "limit"),
+        offset=whole_number(q.get("offset", "0"), "offset"),
     )
 
 
@@ -69,6 +60,12 @@ def _etag(data: dict[str, Any]) -> dict[str, str]:
 async def run(request: web.Request, work: Callable[[UnitOfWork], Any], *, read_only: bool = False) -> Any:
     actor = await authenticate(request)
     return await in_unit_of_work(request.app[STORE], actor, work, read_only=read_only)
+
+
+def settled(uow: UnitOfWork, res: Resource, obj: Any) -> dict[str, Any]:
+    """The record as the engines leave it (its score, macro changes), not as the request wrote it."""
+    events.settle(uow)
+    return records.serialize(res, obj)
 
 
 def collection_handlers(res: Resource) -> dict[str, Handler]:
@@ -97,7 +94,7 @@ def collection_handlers(res: Resource) -> dict[str, Handler]:
         allow_duplicate = request.query.get("allow_duplicate", "").lower() in ("1", "true", "yes")
         data = await run(
             request,
-            lambda uow: records.serialize(res, records.create_record(uow, res, body, allow_duplicate=allow_duplicate)),
+            lambda uow: settled(uow, res, records.create_record(uow, res, body, allow_duplicate=allow_duplicate)),
         )
         headers = {"Location": f"{PREFIX}/{res.name}/{data['id']}", **_etag(data)}
         return json_response(data, status=201, headers=headers)
@@ -106,9 +103,7 @@ def collection_handlers(res: Resource) -> dict[str, Handler]:
         rid, version = record_id(request), expected_version(request)
         await authenticate(request)
         body = await read_object(request)
-        data = await run(
-            request, lambda uow: records.serialize(res, records.update_record(uow, res, rid, body, version))
-        )
+        data = await run(request, lambda uow: settled(uow, res, records.update_record(uow, res, rid, body, version)))
         return json_response(data, headers=_etag(data))
 
     async def delete(request: web.Request) -> web.Response:
@@ -147,7 +142,7 @@ async def qualify_lead(request: web.Request) -> web.Response:
     await authenticate(request)
     body = await read_object(request)
     res = records.resource("leads")
-    return json_response(await run(request, lambda uow: records.serialize(res, leads.qualify(uow, rid, body))))
+    return json_response(await run(request, lambda uow: settled(uow, res, leads.qualify(uow, rid, body))))
 
 
 @operation(
@@ -164,7 +159,7 @@ async def deal_stage(request: web.Request) -> web.Response:
     if "version" not in body and (version := expected_version(request)) is not None:
         body["version"] = version
     res = records.resource("deals")
-    return json_response(await run(request, lambda uow: records.serialize(res, deals.change_stage(uow, rid, body))))
+    return json_response(await run(request, lambda uow: settled(uow, res, deals.change_stage(uow, rid, body))))
 
 
 @operation(
@@ -199,17 +194,6 @@ async def convert_currency(request: web.Request) -> web.Response:
     return json_response(await run(request, lambda uow: currencies.convert(uow, body), read_only=True))
 
 
-def _when(request: web.Request, name: str) -> dt.datetime:
-    raw = request.query.get(name)
-    if not raw:
-        raise ApiError(400, "invalid_parameter", f"Give {name} as an ISO 8601 date-time.")
-    try:
-        value = dt.datetime.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name} is not an ISO 8601 date-time.") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 @operation(
     "GET",
     "/calendar-bookings/conflicts",
@@ -223,8 +207,8 @@ def _when(request: web.Request, name: str) -> dt.datetime:
 )
 async def booking_conflicts(request: web.Request) -> web.Response:
     actor = await authenticate(request)
-    start, end = _when(request, "start"), _when(request, "end")
-    user_id = _int(request.query.get("user_id", str(actor.user_id)), "user_id")
+    start, end = query_datetime(request, "start"), query_datetime(request, "end")
+    user_id = whole_number(request.query.get("user_id", str(actor.user_id)), "user_id")
     res = records.resource("calendar-bookings")
 
     def work(uow: UnitOfWork) -> dict[str, Any]:

@@ -142,3 +142,13 @@ class EntityScore(IdMixin, Base):
     explanation: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     previous_score: Mapped[int | None] = mapped_column(Integer)
     computed_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class RescoreRequest(Base):
+    """"Re-score every record of this entity type": left by a rule change on a large table and done
+    by the scheduler in batches, so the change itself commits at once."""
+
+    __tablename__ = "rescore_requests"
+
+    entity_type: Mapped[EntityType] = mapped_column(enum_column(EntityType, 16), primary_key=True)
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -31,6 +31,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_scheduler_leases")),
     )
     op.create_table(
+        "rescore_requests",
+        sa.Column(
+            "entity_type",
+            sa.Enum("lead", "deal", "contact", "account", name="entitytype", native_enum=False, length=16),
+            nullable=False,
+        ),
+        sa.Column("requested_at", crm_backend.models.base.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("entity_type", name=op.f("pk_rescore_requests")),
+    )
+    op.create_table(
         "notifications",
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=40), nullable=False),
@@ -309,5 +319,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_notifications_due")
 
     op.drop_table("notifications")
+    op.drop_table("rescore_requests")
     op.drop_table("scheduler_leases")
     # ### end Alembic commands ###

@@ -8,7 +8,7 @@ import hashlib
 from sqlalchemy import select
 
 from crm_backend.models import AuditLog, Lead
-from tests.integration.api.conftest import Api
+from tests.integration.conftest import Api
 
 LEAD = {
     "first_name": "Dana",

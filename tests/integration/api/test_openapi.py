@@ -17,8 +17,8 @@ from openapi_spec_validator import validate
 import crm_backend.resources  # noqa: F401 - fills the registry before parametrisation
 from crm_backend.api.openapi import document
 from crm_backend.services.records import REGISTRY
-from tests.integration.api.conftest import Api
 from tests.integration.api.samples import SAMPLES
+from tests.integration.conftest import Api
 
 counter = itertools.count(1000)
 

@@ -21,8 +21,8 @@ import pytest
 import crm_backend.resources  # noqa: F401 - fills the registry before parametrisation
 from crm_backend.services.records import REGISTRY
 from crm_backend.services.users import create_user
-from tests.integration.api.conftest import Api
 from tests.integration.api.samples import SAMPLES
+from tests.integration.conftest import Api
 
 ROLES = ("alice", "bob", "maria", "carlos", "agnes", "admin")
 REFERENCE = {
