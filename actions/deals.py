@@ -13,8 +13,11 @@ from crm_backend.services import deals
 from crm_backend.services.deals import DealSummary
 from crm_backend.store import UnitOfWork
 
+MAX_LISTED = 10  # a chat reply, not a report: the soonest to close, then how many more
+
 
 def open_deals_text(items: list[DealSummary]) -> str:
+    """The count and total of all of them; the first `MAX_LISTED` (soonest close first) one per line."""
     if not items:
         return "You have no open deals right now."
     totals: dict[str, Decimal] = defaultdict(Decimal)
@@ -26,8 +29,10 @@ def open_deals_text(items: list[DealSummary]) -> str:
     lines += [
         f"{n}. {d.name} ({d.account_name}): {d.stage}, {money(d.amount, d.currency)}, "
         f"{d.probability}%, {'closes ' + day(d.expected_close_date) if d.expected_close_date else day(None)}"
-        for n, d in enumerate(items, start=1)
+        for n, d in enumerate(items[:MAX_LISTED], start=1)
     ]
+    if len(items) > MAX_LISTED:
+        lines.append(f"…and {len(items) - MAX_LISTED} more, closing later.")
     return "\n".join(lines)
 
 
@@ -38,4 +43,4 @@ class ActionListOpenDeals(CrmAction):
         return "action_list_open_deals"
 
     def perform(self, uow: UnitOfWork, tracker: Tracker) -> ActionResult:
-        return ActionResult([Reply(open_deals_text(deals.list_open_deals(uow)))])
+        return ActionResult([Reply(open_deals_text(deals.list_open_deals(uow, limit=None)))])

@@ -66,6 +66,7 @@ def ensure_demo_data(settings: Settings) -> dict[str, str]:
         if empty:
             tokens = seed_demo(store, extras=True)
             write_demo_tokens(settings, tokens)
+            train_demo_scoring(settings, store)
             return tokens
         saved: dict[str, str] = {}
         if settings.demo_tokens_file.exists():
@@ -90,6 +91,25 @@ def ensure_demo_data(settings: Settings) -> dict[str, str]:
         return tokens
     finally:
         store.dispose()
+
+
+def train_demo_scoring(settings: Settings, store: Store) -> None:
+    """Train the lead and deal scoring models on the demo's generated history (unless models exist),
+    then re-score, so the first `run` shows blended scores and model-based AI forecasts."""
+    from crm_backend.scoring import engine, model
+
+    for etype in model.TRAINABLE:
+        if model.current(settings.scoring_models_dir, etype) is not None:
+            continue
+        try:
+            with store.unit_of_work(channel="cli", read_only=True) as uow:
+                result = model.train_from_database(uow, etype, settings.scoring_models_dir)
+        except model.NotEnoughHistory as exc:
+            log.info("%s scoring model not trained: %s", etype.value, exc)
+            continue
+        log.info("%s scoring model trained on the demo history: ROC-AUC %s", etype.value, result.metrics["roc_auc"])
+        for _ in engine.score_all(store, etype):
+            pass
 
 
 # --- commands ------------------------------------------------------------------------------------

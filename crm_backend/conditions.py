@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from dateutil.parser import isoparse
-from rapidfuzz import process
+from rapidfuzz import fuzz, process
 
 from crm_backend.errors import ValidationFailed
 
@@ -103,7 +103,11 @@ def _validate(node: Any, fields: Collection[str] | None, path: str, depth: int, 
 
 
 def _suggest(word: str, choices: Collection[str], cutoff: int) -> str:
-    hint = process.extractOne(word, list(choices), score_cutoff=cutoff)
+    # Plain edit similarity first ("stag" → "stage", not "stage_changed_at"); then the looser
+    # weighted ratio, which also catches words that contain a choice ("equals" → "eq").
+    hint = process.extractOne(word, list(choices), scorer=fuzz.ratio, score_cutoff=75) or process.extractOne(
+        word, list(choices), score_cutoff=cutoff
+    )
     return f"; did you mean '{hint[0]}'?" if hint else ""
 
 

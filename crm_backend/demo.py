@@ -123,7 +123,8 @@ def _seed_scoring_history(store: Store, admin_id: int, today: date) -> None:
     the default scoring rule sets, which score every lead and deal as they are installed."""
     from crm_backend.scoring import defaults, history
 
-    history.seed_history(store, leads=1500, deals=800, today=today)
+    # Decided deals only: the reps' open pipeline stays the hand-written demo deals above.
+    history.seed_history(store, leads=1500, deals=800, today=today, pipeline=False)
     with store.unit_of_work(channel="cli") as uow:
         defaults.install_default_rules(uow, admin_id)
 

@@ -36,7 +36,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, func, insert, select
 
-from crm_backend.demo_large import COMPANY_FIRST, company_fragments
+from crm_backend.demo_large import COMPANY_FIRST, COMPANY_KINDS, company_fragments
 from crm_backend.models.accounts import Account, AccountType
 from crm_backend.models.activities import Activity, ActivityStatus, ActivityType
 from crm_backend.models.conversations import Conversation
@@ -110,6 +110,13 @@ def _activity(kind: ActivityType, when: datetime, owner: int, subject: str) -> d
     }
 
 
+SUBJECTS = {
+    ActivityType.CALL: ("Discovery call", "Follow-up call", "Pricing call", "Check-in call"),
+    ActivityType.EMAIL: ("Sent the proposal", "Answered questions by e-mail", "Sent case studies"),
+    ActivityType.MEETING: ("Demo meeting", "Requirements workshop", "Review with the buyer"),
+}
+
+
 def _activities(rng: random.Random, n: int, first: datetime, last: datetime, owner: int) -> list[dict[str, Any]]:
     kinds = (ActivityType.CALL, ActivityType.EMAIL, ActivityType.MEETING)
     span = max(0.0, (last - first).total_seconds())
@@ -117,14 +124,22 @@ def _activities(rng: random.Random, n: int, first: datetime, last: datetime, own
     for k in range(n):
         when = first if k == 0 else first + timedelta(seconds=rng.uniform(0, span))
         kind = rng.choice(kinds)
-        out.append(_activity(kind, when, owner, f"{kind.value} (history)"))
+        out.append(_activity(kind, when, owner, rng.choice(SUBJECTS[kind])))
     return out
 
 
 def generate(
-    *, seed: int = 11, leads: int = 3000, deals: int = 1500, months: int = 30, today: date, owners: list[int]
+    *,
+    seed: int = 11,
+    leads: int = 3000,
+    deals: int = 1500,
+    months: int = 30,
+    today: date,
+    owners: list[int],
+    pipeline: bool = True,
 ) -> History:
-    """Leads and deals with outcomes drawn from the documented effects (see the module docstring)."""
+    """Leads and deals with outcomes drawn from the documented effects (see the module docstring);
+    `pipeline=False` leaves out deals still open today (history only, no extra pipeline)."""
     rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
     end = datetime.combine(today, time(12), tzinfo=UTC)
     start = end - timedelta(days=30 * months)
@@ -190,7 +205,7 @@ def generate(
         acts = _activities(rng, n_acts, first, max(first, decided), owner) if first < end else []
         history.lead_activities.append(acts)
         history.lead_sentiment.append(sentiment)
-    _generate_deals(rng, history, deals, start, end, owners)
+    _generate_deals(rng, history, deals, start, end, owners, pipeline)
     return history
 
 
@@ -204,25 +219,48 @@ def _close_date(rng: random.Random, start: datetime, end: datetime) -> datetime:
             return when
 
 
+PRODUCTS = (
+    "Platform licence", "Analytics add-on", "Support renewal", "Data migration", "Onboarding package",
+    "Seat expansion", "Integration project", "Premium support", "Training programme", "Pilot",
+)  # fmt: skip
+
+
+def _company_names(rng: random.Random, n: int) -> list[str]:
+    """`n` distinct, plausible company names ("Cedar Ridge Logistics")."""
+    combos = [f"{a} {b} {kind}" for a in COMPANY_FIRST for b in company_fragments() for kind, _ in COMPANY_KINDS]
+    rng.shuffle(combos)
+    if n <= len(combos):
+        return combos[:n]
+    return [f"{combos[i % len(combos)]} {i // len(combos) + 1}" if i >= len(combos) else combos[i] for i in range(n)]
+
+
 def _generate_deals(
-    rng: random.Random, history: History, count: int, start: datetime, end: datetime, owners: list[int]
+    rng: random.Random,
+    history: History,
+    count: int,
+    start: datetime,
+    end: datetime,
+    owners: list[int],
+    pipeline: bool = True,
 ) -> None:
     n_accounts = max(1, count // 3)
+    names = _company_names(rng, n_accounts)
     for j in range(n_accounts):
         history.accounts.append(
             {
-                "name": f"{rng.choice(COMPANY_FIRST)} {rng.choice(company_fragments())} {j}",
+                "name": names[j],
                 "type": AccountType.CUSTOMER.value,
                 "industry": rng.choice(INDUSTRIES),
                 "employees": _employees(rng),
                 "owner_id": rng.choice(owners),
             }
         )
-    months = max(1.0, (end - start).days / 30)
-    for k in range(count):
+    for _ in range(count):
         a = rng.randrange(n_accounts)
         account = history.accounts[a]
         closes = _close_date(rng, start + timedelta(days=60), end)
+        while not pipeline and closes > end:  # only the past: every deal decided
+            closes = _close_date(rng, start + timedelta(days=60), end)
         created = closes - timedelta(days=rng.uniform(20, 120))
         deal_type = _pick(rng, TYPE_SHARE)
         growth = 1.015 ** ((created - start).days / 30 if created > start else 0)
@@ -250,7 +288,7 @@ def _generate_deals(
         changed = min(end, closes) if not is_open else created + (end - created) / 2
         history.deals.append(
             {
-                "name": f"History deal {k} ({deal_type})",
+                "name": f"{account['name']} - {rng.choice(PRODUCTS)} ({deal_type})",
                 "stage": stage.value,
                 "type": DealType(deal_type).value,
                 "amount": Decimal(str(round(amount, 2))),
@@ -269,7 +307,6 @@ def _generate_deals(
         history.deal_account.append(a)
         last = min(end, closes)
         history.deal_activities.append(_activities(rng, n_acts, created + timedelta(hours=6), last, owner))
-    del months
 
 
 def _insert_returning_ids(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
@@ -342,11 +379,21 @@ def load(store: Store, history: History) -> dict[str, int]:
 
 
 def seed_history(
-    store: Store, *, seed: int = 11, leads: int = 3000, deals: int = 1500, months: int = 30, today: date | None = None
+    store: Store,
+    *,
+    seed: int = 11,
+    leads: int = 3000,
+    deals: int = 1500,
+    months: int = 30,
+    today: date | None = None,
+    pipeline: bool = True,
 ) -> dict[str, int]:
     """Generate and load history owned by the database's sales users (run the demo seed first)."""
     owners = sales_users(store)
     if not owners:
         raise RuntimeError("the database has no users to own the history; run seed-demo first")
     today = today or datetime.now(UTC).date()
-    return load(store, generate(seed=seed, leads=leads, deals=deals, months=months, today=today, owners=owners))
+    history = generate(
+        seed=seed, leads=leads, deals=deals, months=months, today=today, owners=owners, pipeline=pipeline
+    )
+    return load(store, history)

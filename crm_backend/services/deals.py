@@ -86,8 +86,8 @@ def change_stage(uow: UnitOfWork, deal_id: int, change: StageChange | dict[str, 
     return deal
 
 
-def list_open_deals(uow: UnitOfWork, limit: int = 50) -> list[DealSummary]:
-    """The acting user's own open deals, soonest expected close first (undated last)."""
+def list_open_deals(uow: UnitOfWork, limit: int | None = 50) -> list[DealSummary]:
+    """The acting user's own open deals, soonest expected close first (undated last); all when `limit` is None."""
     actor = uow.require_actor()
     stmt = (
         visible_deals(actor)

@@ -108,7 +108,7 @@ def _tickets(f: Features) -> dict[str, Any]:
         "open_tickets",
         value,
         effect,
-        f"{f.open_tickets} open support tickets, {f.old_open_tickets} older than {OLD_TICKET_DAYS} days",
+        f"{_count(f.open_tickets, 'open support ticket')}, {f.old_open_tickets} older than {OLD_TICKET_DAYS} days",
     )
 
 
@@ -127,7 +127,9 @@ def _pipeline(f: Features) -> dict[str, Any]:
     value = {"open_deals": f.open_deals, "open_pipeline": round(f.open_pipeline, 2)}
     if not f.open_deals:
         return _driver("open_pipeline", value, 0, "No open deals")
-    return _driver("open_pipeline", value, PIPELINE_POINTS, f"{f.open_deals} open deals worth {f.open_pipeline:,.0f}")
+    return _driver(
+        "open_pipeline", value, PIPELINE_POINTS, f"{_count(f.open_deals, 'open deal')} worth {f.open_pipeline:,.0f}"
+    )
 
 
 def churn_risk(score: int) -> float:
@@ -250,3 +252,7 @@ def recompute_ids(uow: UnitOfWork, ids: Sequence[int], now: dt.datetime) -> int:
 def recompute_all(uow: UnitOfWork, now: dt.datetime) -> int:
     ids = list(uow.session.scalars(select(Account.id).where(Account.deleted_at.is_(None)).order_by(Account.id)))
     return recompute_ids(uow, ids, now)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -43,6 +43,7 @@ async def test_a_new_lead_is_scored_with_its_explanation_and_only_its_viewers_se
         json={"name": "Referral", "entity_type": "lead", "conditions": REFERRAL, "points": 45},
     )
     lead = await api.ok("POST", f"{P}/leads", status=201, json={"last_name": "Doe", "source": "Referral"})
+    assert lead["score"] == 45  # the reply shows the record as the engines left it
     score = await api.ok("GET", f"{P}/scores/lead/{lead['id']}")
     assert score["score"] == 45 and score["grade"] == "warm" and score["rule_score"] == 45
     assert score["explanation"]["rules"][0]["rule_id"] == rule["id"]

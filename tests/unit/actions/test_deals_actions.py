@@ -14,10 +14,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
 from actions import runtime
-from actions.deals import ActionListOpenDeals
+from actions.deals import MAX_LISTED, ActionListOpenDeals, open_deals_text
 from actions.replies import NOT_SIGNED_IN, UNEXPECTED, day, money
-from crm_backend.models import User
+from crm_backend.models import DealStage, User
 from crm_backend.services.auth import IDENTITY_KEY, sign_identity
+from crm_backend.services.deals import DealSummary
 from tests.conftest import Demo
 
 SECRET = "actions-test-secret"
@@ -114,3 +115,25 @@ def test_money_and_dates_read_naturally() -> None:
     assert money(Decimal("1200"), "CHF") == "CHF 1,200"
     assert day(date(2026, 12, 7)) == "7 Dec 2026"
     assert day(None) == "no close date set"
+
+
+def test_a_long_pipeline_lists_the_soonest_ten_and_counts_all() -> None:
+    items = [
+        DealSummary(
+            id=i,
+            name=f"Deal {i}",
+            account_name="Acme",
+            stage=DealStage.PROPOSAL,
+            amount=Decimal("1000"),
+            currency="USD",
+            probability=50,
+            expected_close_date=date(2026, 12, i + 1),
+            owner_username="alice",
+        )
+        for i in range(12)
+    ]
+    lines = open_deals_text(items).splitlines()
+    assert lines[0] == "You have 12 open deals ($12,000):"
+    assert [line.split(".", 1)[0] for line in lines[1:-1]] == [str(n) for n in range(1, MAX_LISTED + 1)]
+    assert "Deal 9 " in lines[-2] and "Deal 10" not in "\n".join(lines)
+    assert lines[-1] == "…and 2 more, closing later."
