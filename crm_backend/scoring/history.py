@@ -36,7 +36,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, func, insert, select
 
-from crm_backend.demo_large import COMPANY_FIRST, COMPANY_KINDS, company_fragments
+from crm_backend.demo_large import COMPANY_FIRST, COMPANY_KINDS, FIRST_NAMES, LAST_NAMES, company_fragments
 from crm_backend.models.accounts import Account, AccountType
 from crm_backend.models.activities import Activity, ActivityStatus, ActivityType
 from crm_backend.models.conversations import Conversation
@@ -173,9 +173,10 @@ def generate(
         else:
             status = LeadStatus.CONVERTED if rng.random() < _sigmoid(logit) else LeadStatus.LOST
         owner = rng.choice(owners)
-        first_name, last_name = f"Hist{i}", f"Lead{seed}"
+        # Names without extra random draws, so the outcomes above stay what the seed gives.
+        first_name, last_name = FIRST_NAMES[i % len(FIRST_NAMES)], LAST_NAMES[(i * 7 + seed) % len(LAST_NAMES)]
         company = f"{rng.choice(COMPANY_FIRST)} {rng.choice(company_fragments())} {industry}"
-        email = f"hist{i}.{seed}@history.example.com"
+        email = f"{first_name}.{last_name}.{i}@history.example.com".lower()
         history.leads.append(
             {
                 "first_name": first_name,

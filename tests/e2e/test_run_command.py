@@ -70,6 +70,7 @@ def test_run_prints_a_working_curl_line_and_ctrl_c_leaves_no_process_behind(tmp_
         stderr=subprocess.STDOUT,
         text=True,
     )
+    children: list[psutil.Process] = []
     try:
         banner = read_until(proc, "Press Ctrl-C", timeout=300)
         children = psutil.Process(proc.pid).children(recursive=True)
@@ -81,7 +82,13 @@ def test_run_prints_a_working_curl_line_and_ctrl_c_leaves_no_process_behind(tmp_
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    _, alive = psutil.wait_procs(children, timeout=10)
+        if proc.poll() is None:  # a failed assertion above: stop it as a user would, so nothing is left behind
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        _, alive = psutil.wait_procs(children, timeout=10)
+        for leftover in alive:
+            leftover.kill()
     assert alive == [], f"orphans left running: {alive}"
