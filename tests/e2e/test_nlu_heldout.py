@@ -73,3 +73,23 @@ async def test_heldout_intent_accuracy(running: Running) -> None:
     deal_confusions = [e for e in errors if "list_open_deals" in (e[1], e[2]) and "nlu_fallback" not in e]
     assert accuracy >= MIN_ACCURACY, report
     assert len(deal_confusions) <= 2, deal_confusions
+
+
+async def test_spacy_finds_people_companies_amounts_and_dates(running: Running) -> None:
+    """The general entities the rep skills build on come from spaCy inside Rasa's pipeline."""
+    text = "remind me to call Dana Smith at Nimbus Labs next Tuesday about the $48,000 renewal"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{running.settings.rasa_url}/model/parse",
+            params={"token": running.settings.rasa_api_token()},
+            json={"text": text},
+        ) as resp,
+    ):
+        assert resp.status == 200
+        parsed = await resp.json()
+    found = {(e["entity"], e["value"]) for e in parsed["entities"] if e.get("extractor") == "SpacyEntityExtractor"}
+    assert ("PERSON", "Dana Smith") in found
+    assert ("ORG", "Nimbus Labs") in found
+    assert ("DATE", "next Tuesday") in found
+    assert any(label == "MONEY" and "48,000" in value for label, value in found), found
