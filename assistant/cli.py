@@ -10,14 +10,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assistant.commands import Handler, actor_for
 from assistant.settings import Settings, open_store
 
 if TYPE_CHECKING:
-    from crm_backend.store import Actor, Store
+    from crm_backend.store import Store
 
 log = logging.getLogger("crm-assistant")
 
@@ -181,13 +181,6 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _actor(store: Store, username: str) -> Actor:
-    from crm_backend.services import auth, users
-
-    with store.unit_of_work(channel="cli") as uow:
-        return auth.load_actor(uow, users.get_user_by_username(uow, username).id)
-
-
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     """Stream a CSV/JSON file into the CRM as a user; all-or-nothing unless --partial."""
     from crm_backend import transfer
@@ -205,7 +198,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         sys.stderr.flush()
 
     try:
-        actor = _actor(store, args.as_user)
+        actor = actor_for(store, args.as_user)
         with args.file.open(encoding="utf-8", newline="") as fh:
             rows = transfer.read_json(fh) if fmt == "json" else transfer.read_csv(fh, args.entity, mapping)
             report = transfer.import_rows(store, actor, args.entity, rows, partial=args.partial, progress=progress)
@@ -234,7 +227,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
 
     store = open_store(settings)
     try:
-        actor = _actor(store, args.as_user)
+        actor = actor_for(store, args.as_user)
         if args.output:
             with args.output.open("w", encoding="utf-8", newline="") as out:
                 count = transfer.export_rows(store, actor, args.entity, out, args.format)
@@ -416,8 +409,8 @@ def engine_command_modules() -> list[Any]:
     return [importlib.import_module(name) for name in ENGINE_COMMANDS]
 
 
-BENCHES: dict[str, Callable[[Settings, argparse.Namespace], int]] = {}
-COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+BENCHES: dict[str, Handler] = {}
+COMMANDS: dict[str, Handler] = {
     "run": cmd_run,
     "train": cmd_train,
     "validate": cmd_validate,

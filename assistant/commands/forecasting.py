@@ -17,9 +17,8 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from assistant.commands import Handler, actor_for
 from assistant.settings import Settings, open_store
-
-Handler = Callable[[Settings, argparse.Namespace], int]
 
 
 def add_commands(sub: Any) -> dict[str, Handler]:
@@ -51,12 +50,10 @@ def add_bench(benches: Any) -> dict[str, Handler]:
 def cmd_forecast(settings: Settings, args: argparse.Namespace) -> int:
     from crm_backend.errors import CrmError, ValidationFailed
     from crm_backend.forecasting import backtest, service
-    from crm_backend.services import auth, users
 
     store = open_store(settings)
     try:
-        with store.unit_of_work(channel="cli") as uow:
-            uow.actor = auth.load_actor(uow, users.get_user_by_username(uow, args.as_user).id)
+        with store.unit_of_work(actor_for(store, args.as_user), channel="cli") as uow:
             if args.backtest:
                 result = backtest.run(
                     uow,

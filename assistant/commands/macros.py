@@ -6,16 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
+from assistant.commands import Handler, actor_for, say
 from assistant.settings import Settings, open_store
-
-Handler = Callable[[Settings, argparse.Namespace], int]
-
-
-def say(message: str) -> None:
-    sys.stdout.write(message + "\n")
 
 
 def add_commands(sub: Any) -> dict[str, Handler]:
@@ -41,7 +35,7 @@ def cmd_macro(settings: Settings, args: argparse.Namespace) -> int:
 
     store = open_store(settings)
     try:
-        actor = _actor(store, args.as_user)
+        actor = actor_for(store, args.as_user)
         handler = {"list": _list, "run": _run, "runs": _runs}[args.macro_command]
         with store.unit_of_work(actor, "cli", read_only=args.macro_command != "run") as uow:
             return handler(uow, args)
@@ -52,13 +46,6 @@ def cmd_macro(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     finally:
         store.dispose()
-
-
-def _actor(store: Any, username: str) -> Any:
-    from crm_backend.services import auth, users
-
-    with store.unit_of_work(channel="cli") as uow:
-        return auth.load_actor(uow, users.get_user_by_username(uow, username).id)
 
 
 def _list(uow: Any, _args: argparse.Namespace) -> int:
@@ -156,7 +143,7 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     store = Store.from_url(f"sqlite:///{tmp / 'crm.sqlite3'}")
     upgrade(store.engine)
     seed_demo(store)
-    alice = _actor(store, "alice")
+    alice = actor_for(store, "alice")
     leads, res = records.resource("leads"), records.resource("macros")
 
     def create_leads(tag: str) -> tuple[float, list[int]]:

@@ -10,25 +10,18 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assistant.commands import Handler, say
 from assistant.settings import Settings, open_store
 
 if TYPE_CHECKING:
     from crm_backend.store import Store
 
-Handler = Callable[[Settings, argparse.Namespace], int]
 RESULTS = Path("bench/results/scheduler.md")
-
-
-def say(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
 
 
 def cmd_run_once(settings: Settings, args: argparse.Namespace) -> int:

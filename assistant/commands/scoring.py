@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -15,18 +14,13 @@ from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
 
+from assistant.commands import Handler, say
 from assistant.settings import Settings, open_store
 from crm_backend.models.automation import EntityType, ScoringRule
 from crm_backend.models.users import Role, User
 
-Handler = Callable[[Settings, argparse.Namespace], int]
 ENTITIES = [t.value for t in EntityType]
 RESULTS = Path("bench/results/scoring.md")
-
-
-def say(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
 
 
 # --- score -------------------------------------------------------------------------------------------

@@ -6,25 +6,18 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from assistant.commands import Handler, say
 from assistant.settings import Settings, open_store
 
-Handler = Callable[[Settings, argparse.Namespace], int]
 RESULTS = Path("bench/results/signals.md")
-
-
-def say(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
 
 
 def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
