@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import event, insert, inspect
 from sqlalchemy.orm import Session, UOWTransaction
 
+from crm_backend.events import column_changes
 from crm_backend.models.audit import AuditLog
 from crm_backend.models.base import Base, utcnow
 
@@ -38,39 +39,44 @@ def is_secret(column: str) -> bool:
     return column.endswith("_encrypted") or column == "token_hash"
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-safe rendering of a column value."""
+def jsonable(value: Any) -> Any:
+    """A value as a JSON log stores it (the audit trail, the macro run log): enum words, money as
+    text, ISO dates and date-times, inside dicts and lists too."""
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
     return value
 
 
 def _changes(obj: Base, action: str) -> dict[str, Any]:
+    if action == "update":
+        return {
+            key: [MASK, MASK] if is_secret(key) else [jsonable(before), jsonable(after)]
+            for key, (before, after) in column_changes(obj).items()
+            if key not in IGNORED_COLUMNS
+        }
     state = inspect(obj)
     out: dict[str, Any] = {}
     for attr in state.mapper.column_attrs:
         key = attr.key
         if key in IGNORED_COLUMNS or (action == "create" and key in {"created_at", "id"}):
             continue
-        hist = state.attrs[key].history
         if action == "create":
             value = getattr(obj, key)
-            if value is None:
-                continue
-            out[key] = [None, MASK if is_secret(key) else _plain(value)]
-        elif action == "delete":
+            if value is not None:
+                out[key] = [None, MASK if is_secret(key) else jsonable(value)]
+        else:  # delete
+            hist = state.attrs[key].history
             value = hist.unchanged[0] if hist.unchanged else (hist.deleted[0] if hist.deleted else None)
             if value is not None:
-                out[key] = [MASK if is_secret(key) else _plain(value), None]
-        elif hist.has_changes():
-            before = hist.deleted[0] if hist.deleted else None
-            after = hist.added[0] if hist.added else None
-            if before != after:
-                out[key] = [MASK, MASK] if is_secret(key) else [_plain(before), _plain(after)]
+                out[key] = [MASK if is_secret(key) else jsonable(value), None]
     return out
 
 

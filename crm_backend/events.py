@@ -66,23 +66,29 @@ class Change:
         return any(n in self.fields for n in names)
 
 
-def _fields(obj: Base, action: str) -> dict[str, tuple[Any, Any]]:
+def column_changes(obj: Base) -> dict[str, tuple[Any, Any]]:
+    """The columns of a flushed update whose value really changed: name -> (before, after).
+    Read in `after_flush`, where attribute history still describes the flush (the audit uses it too)."""
     state = inspect(obj)
     out: dict[str, tuple[Any, Any]] = {}
     for attr in state.mapper.column_attrs:
-        key = attr.key
-        if key in BOOKKEEPING:
-            continue
-        if action == "create":
-            out[key] = (None, getattr(obj, key))
-        elif action == "update":
-            hist = state.attrs[key].history
-            if hist.has_changes():
-                before = hist.deleted[0] if hist.deleted else None
-                after = hist.added[0] if hist.added else None
-                if before != after:
-                    out[key] = (before, after)
+        hist = state.attrs[attr.key].history
+        if hist.has_changes():
+            before = hist.deleted[0] if hist.deleted else None
+            after = hist.added[0] if hist.added else None
+            if before != after:
+                out[attr.key] = (before, after)
     return out
+
+
+def _fields(obj: Base, action: str) -> dict[str, tuple[Any, Any]]:
+    if action == "create":
+        return {
+            c.key: (None, getattr(obj, c.key)) for c in inspect(obj).mapper.column_attrs if c.key not in BOOKKEEPING
+        }
+    if action == "update":
+        return {k: v for k, v in column_changes(obj).items() if k not in BOOKKEEPING}
+    return {}
 
 
 def _after_flush(session: Session, _flush: UOWTransaction) -> None:

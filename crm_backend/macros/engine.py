@@ -14,19 +14,18 @@ triggered or scheduled run acts as the macro's owner, with the owner's rights.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from crm_backend import conditions, events, facts, notifications
+from crm_backend.audit import jsonable
 from crm_backend.errors import Conflict, CrmError, NotFound, PermissionDenied, ValidationFailed
 from crm_backend.macros import definitions as d
 from crm_backend.models.activities import ActivityType
@@ -95,21 +94,6 @@ class RunResult:
             "error": self.error,
             "reasons": self.reasons,
         }
-
-
-def jsonable(value: Any) -> Any:
-    """A value as the run log stores it (JSON): enum words, money as text, ISO date-times."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
 
 
 @contextmanager
