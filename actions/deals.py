@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from rasa_sdk import Tracker
-
-from actions.base import CrmAction
+from actions.base import CrmAction, Turn
 from actions.replies import ActionResult, Reply, day, money
 from crm_backend.services import deals
 from crm_backend.services.deals import DealSummary
@@ -42,5 +40,5 @@ class ActionListOpenDeals(CrmAction):
     def name(self) -> str:
         return "action_list_open_deals"
 
-    def perform(self, uow: UnitOfWork, tracker: Tracker) -> ActionResult:
+    def perform(self, uow: UnitOfWork, turn: Turn) -> ActionResult:
         return ActionResult([Reply(open_deals_text(deals.list_open_deals(uow, limit=None)))])

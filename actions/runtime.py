@@ -15,6 +15,7 @@ class ActionRuntime:
     store: Store
     secret: str
     max_identity_age_seconds: float = 600.0
+    undo_window_minutes: int = 30
 
 
 _runtime: ActionRuntime | None = None

@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 
 def serve(settings: Settings) -> None:
     store = open_store(settings)
-    runtime.install(runtime.ActionRuntime(store=store, secret=settings.secret()))
+    runtime.install(
+        runtime.ActionRuntime(store=store, secret=settings.secret(), undo_window_minutes=settings.undo_window_minutes)
+    )
     executor = ActionExecutor()
     executor.register_package("actions")
     app = create_app(executor, cors_origins=[])

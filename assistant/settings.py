@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     startup_timeout_seconds: float = Field(default=240.0, alias="STARTUP_TIMEOUT_SECONDS", gt=0)
 
     max_message_chars: int = Field(default=2000, alias="MAX_MESSAGE_CHARS", ge=1)
+    # How long after a confirmed assistant write "undo that" can still revert it.
+    undo_window_minutes: int = Field(default=30, alias="ASSISTANT_UNDO_MINUTES", ge=1, le=7 * 24 * 60)
     assistant_secret: SecretStr | None = Field(default=None, alias="ASSISTANT_SECRET")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 

@@ -23,6 +23,7 @@ MASK = "***"
 # Rows that are not audited: the log itself, per-message bookkeeping, derived scores (they keep
 # previous_score), and the engines' own logs and queues (macro runs, notifications, scheduler leases).
 NOT_AUDITED = {
+    "assistant_changes",
     "audit_log",
     "conversations",
     "entity_scores",
@@ -89,6 +90,7 @@ def _pending_rows(session: Session) -> list[dict[str, Any]]:
     uow = session.info.get("uow")
     actor = getattr(uow, "actor", None)
     channel = getattr(uow, "channel", "system")
+    change_set = getattr(uow, "change_set", None)
     rows: list[dict[str, Any]] = []
     now = utcnow()
     for action, objects in (("create", session.new), ("update", session.dirty), ("delete", session.deleted)):
@@ -109,6 +111,7 @@ def _pending_rows(session: Session) -> list[dict[str, Any]]:
                     "action": action,
                     "entity_type": obj.__tablename__,
                     "changes": changes,
+                    "change_set": change_set,
                 }
             )
     return rows

@@ -43,6 +43,7 @@ class UnitOfWork:
     actor: Actor | None
     channel: str
     store: Store | None = None
+    change_set: str | None = None  # set by the assistant for a confirmed write: its audit rows carry it
 
     def require_actor(self) -> Actor:
         if self.actor is None:

@@ -34,7 +34,7 @@ from crm_backend.models.automation import (
 from crm_backend.models.base import Base
 from crm_backend.models.campaigns import Campaign, CampaignStatus, CampaignType
 from crm_backend.models.contacts import Contact, ContactFrequency, ContactMethod, ContactRole, ContactType
-from crm_backend.models.conversations import Conversation
+from crm_backend.models.conversations import AssistantChange, Conversation
 from crm_backend.models.currencies import Currency
 from crm_backend.models.deals import CLOSED_STAGES, STAGE_PROBABILITY, Deal, DealStage, DealType
 from crm_backend.models.documents import AccessLevel, Document, DocumentType
@@ -80,6 +80,7 @@ __all__ = [
     "ContactMethod",
     "ContactRole",
     "ContactType",
+    "AssistantChange",
     "Conversation",
     "Currency",
     "CustomFieldDefinition",

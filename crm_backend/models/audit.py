@@ -22,3 +22,5 @@ class AuditLog(IdMixin, Base):
     entity_type: Mapped[str] = mapped_column(String(40))
     entity_id: Mapped[int | None] = mapped_column(Integer)
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # field -> [before, after]
+    # The rows one confirmed assistant write produced share this key (what undo reverts together).
+    change_set: Mapped[str | None] = mapped_column(String(32), index=True)

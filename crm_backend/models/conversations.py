@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_backend.models.base import Base, TimestampMixin, UtcDateTime, utcnow
+from crm_backend.models.base import Base, IdMixin, TimestampMixin, UtcDateTime, utcnow
 
 
 class Conversation(TimestampMixin, Base):
@@ -26,3 +26,20 @@ class Conversation(TimestampMixin, Base):
     # Rolling sentiment of the user's turns: -1 (negative) .. 1 (positive).
     sentiment_score: Mapped[float | None] = mapped_column(Float)
     sentiment_label: Mapped[str | None] = mapped_column(String(10))
+
+
+class AssistantChange(IdMixin, Base):
+    """One write the assistant made for a user after they said yes: what "undo that" reverts.
+
+    Its audit rows share `change_set`; `undone_at` is set once it has been reverted.
+    """
+
+    __tablename__ = "assistant_changes"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[str] = mapped_column(String(80))
+    channel: Mapped[str] = mapped_column(String(20))
+    change_set: Mapped[str] = mapped_column(String(32), unique=True)
+    summary: Mapped[str] = mapped_column(String(500))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    undone_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

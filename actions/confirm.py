@@ -1,0 +1,180 @@
+"""Confirm, then write — and undo.
+
+A write skill never writes directly. It builds a `Pending` change (what to do, on which record
+versions, and the sentence that reads it back), and `ask()` sends the read-back with Yes/No
+buttons and keeps the change in the `pending_write` slot. "yes" runs `ActionConfirm`, which hands
+the change to the registered `Writer` of its kind inside one transaction whose audit rows share a
+change set; "no" drops it. If a record moved on since the read-back (its version changed), the
+writer's `refresh` reads it again and the user is asked again instead of overwriting.
+
+`ActionUndo` reverts the user's last confirmed write (within the undo window) from the audit log.
+The slot is set only by these actions (custom mapping), and the writers call the same services
+with the same permission checks as the API, so a forged slot can do nothing the user could not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from rasa_sdk.events import ActiveLoop, SlotSet
+
+from actions import runtime
+from actions.base import CrmAction, Turn
+from actions.replies import ActionResult, Reply
+from crm_backend.errors import Conflict
+from crm_backend.services import undo
+from crm_backend.store import UnitOfWork
+
+PENDING = "pending_write"
+YES_NO = [("Yes", "/affirm"), ("No", "/deny")]
+
+
+@dataclass
+class Pending:
+    """A change waiting for the user's yes: `kind` names its Writer, `args` are JSON-safe."""
+
+    kind: str
+    args: dict[str, Any]
+    summary: str  # the read-back, a question without its question mark ("Move 'X' to Negotiation")
+    buttons: list[tuple[str, str]] = field(default_factory=list)  # extra choices besides Yes/No
+
+    def as_slot(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_slot(cls, value: object) -> Pending | None:
+        if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
+            return None
+        args = value.get("args")
+        return cls(
+            value["kind"],
+            args if isinstance(args, dict) else {},
+            str(value.get("summary") or ""),
+            [tuple(b) for b in value.get("buttons") or [] if isinstance(b, list | tuple) and len(b) == 2],
+        )
+
+
+class Writer(ABC):
+    """How one kind of confirmed change is applied."""
+
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def apply(self, uow: UnitOfWork, args: dict[str, Any]) -> str:
+        """Make the change (raise Conflict when a record's version moved on); return what was done."""
+
+    def refresh(self, uow: UnitOfWork, args: dict[str, Any]) -> Pending | None:
+        """The change re-read against the records as they are now (None: it cannot be re-asked)."""
+        return None
+
+
+WRITERS: dict[str, Writer] = {}
+
+
+def writer(cls: type[Writer]) -> type[Writer]:
+    """Class decorator: register a writer under its `kind`."""
+    WRITERS[cls.kind] = cls()
+    return cls
+
+
+def ask(pending: Pending, events: list[Any] | None = None, prefix: str = "") -> ActionResult:
+    """Read the change back and wait for yes or no."""
+    text = f"{prefix}{pending.summary}?"
+    return ActionResult(
+        [Reply(text, [*YES_NO, *pending.buttons])], [*(events or []), SlotSet(PENDING, pending.as_slot())]
+    )
+
+
+def forget() -> list[Any]:
+    return [SlotSet(PENDING, None)]
+
+
+class ActionConfirm(CrmAction):
+    """'yes': apply the pending change, remember it for undo, say what was done."""
+
+    def name(self) -> str:
+        return "action_confirm"
+
+    def prepare_unit_of_work(self, uow: UnitOfWork, turn: Turn) -> None:
+        undo.begin_change(uow)
+
+    def events_after_error(self) -> list[dict[str, Any]]:
+        return forget()
+
+    def perform(self, uow: UnitOfWork, turn: Turn) -> ActionResult:
+        pending = Pending.from_slot(turn.slot(PENDING))
+        if pending is None:
+            return ActionResult([Reply("There's nothing waiting for a yes right now. What would you like to do?")])
+        handler = WRITERS.get(pending.kind)
+        if handler is None:
+            return ActionResult([Reply("I can't apply that change any more; nothing was changed.")], forget())
+        try:
+            with uow.session.begin_nested():
+                done = handler.apply(uow, pending.args)
+        except Conflict:
+            again = handler.refresh(uow, pending.args)
+            if again is None:
+                return ActionResult(
+                    [Reply("That record was changed by someone else since I read it back, so I changed nothing.")],
+                    forget(),
+                )
+            return ask(again, prefix="That record changed since I read it back; here it is as it is now. ")
+        undo.record_change(uow, turn.conversation_id, done)
+        return ActionResult([Reply(f"{done} Say “undo” if that wasn't right.")], forget())
+
+
+class ActionDeny(CrmAction):
+    """'no': drop the pending change (nothing is written)."""
+
+    def name(self) -> str:
+        return "action_deny"
+
+    def perform(self, uow: UnitOfWork, turn: Turn) -> ActionResult:
+        if Pending.from_slot(turn.slot(PENDING)) is None:
+            return ActionResult([Reply("OK. What would you like to do next?")])
+        return ActionResult([Reply("OK, I didn't change anything.")], forget())
+
+
+class ActionStop(CrmAction):
+    """'stop'/'cancel': leave any form and drop the pending change, writing nothing."""
+
+    def name(self) -> str:
+        return "action_stop"
+
+    def perform(self, uow: UnitOfWork, turn: Turn) -> ActionResult:
+        had_something = Pending.from_slot(turn.slot(PENDING)) is not None or bool(turn.slot("requested_slot"))
+        text = "OK, stopped. Nothing was saved." if had_something else "OK. Nothing is in progress."
+        return ActionResult([Reply(text)], [*forget(), SlotSet("requested_slot", None), ActiveLoop(None)])
+
+
+def _describe(reverted: list[undo.Reverted]) -> str:
+    removed = [r for r in reverted if r.action == "removed"]
+    restored = [r for r in reverted if r.action == "restored"]
+    parts = []
+    if removed:
+        parts.append(f"removed {len(removed)} new record{'s' if len(removed) != 1 else ''}")
+    if restored:
+        fields = sorted({f.replace("_", " ") for r in restored for f in r.fields})
+        parts.append(f"put back the previous {', '.join(fields[:6])}")
+    return " and ".join(parts)
+
+
+class ActionUndo(CrmAction):
+    """'undo that': revert the user's last confirmed assistant write within the undo window."""
+
+    def name(self) -> str:
+        return "action_undo"
+
+    def perform(self, uow: UnitOfWork, turn: Turn) -> ActionResult:
+        window = dt.timedelta(minutes=runtime.current().undo_window_minutes)
+        change = undo.last_change(uow, window)
+        if change is None:
+            minutes = runtime.current().undo_window_minutes
+            return ActionResult([Reply(f"There's no change of yours from the last {minutes} minutes to undo.")])
+        summary = change.summary.removesuffix(".")
+        reverted = undo.undo_change(uow, change)
+        how = _describe(reverted)
+        return ActionResult([Reply(f"Undone: {summary}" + (f" (I {how})." if how else "."))], forget())

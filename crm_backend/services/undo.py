@@ -1,0 +1,180 @@
+"""Undo for the assistant: a confirmed write is recorded as an AssistantChange, and its audit rows
+(which share the change's `change_set`) say exactly what to put back.
+
+Reverting runs as the same user through the same permission rules: created records are deleted
+(soft-deleted where the model keeps history), updated fields get their previous values back. A
+field someone changed again since is not overwritten: the whole undo stops with a Conflict and
+nothing is reverted. Deletions are not undone here (the assistant never deletes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Mapper
+
+from crm_backend.audit import IGNORED_COLUMNS, jsonable
+from crm_backend.errors import Conflict, NotFound, PermissionDenied
+from crm_backend.models.audit import AuditLog
+from crm_backend.models.base import Base, utcnow
+from crm_backend.models.conversations import AssistantChange
+from crm_backend.services import records
+from crm_backend.services.scopes import may_change
+from crm_backend.store import UnitOfWork
+
+DEFAULT_WINDOW = dt.timedelta(minutes=30)
+
+
+def begin_change(uow: UnitOfWork) -> str:
+    """Mark every audit row this unit of work writes from now on as one undoable change."""
+    uow.change_set = uuid.uuid4().hex
+    return uow.change_set
+
+
+def record_change(uow: UnitOfWork, conversation_id: str, summary: str) -> AssistantChange | None:
+    """Remember the confirmed write made in this unit of work (None if it wrote nothing)."""
+    actor = uow.require_actor()
+    if uow.change_set is None:
+        raise RuntimeError("begin_change() was not called for this unit of work")
+    uow.session.flush()
+    wrote = uow.session.scalar(select(AuditLog.id).where(AuditLog.change_set == uow.change_set).limit(1))
+    if wrote is None:
+        return None
+    change = AssistantChange(
+        user_id=actor.user_id,
+        conversation_id=conversation_id,
+        channel=uow.channel,
+        change_set=uow.change_set,
+        summary=summary[:500],
+    )
+    uow.session.add(change)
+    uow.session.flush()
+    return change
+
+
+def last_change(uow: UnitOfWork, window: dt.timedelta = DEFAULT_WINDOW) -> AssistantChange | None:
+    """The acting user's newest assistant write that is not undone yet and not older than `window`."""
+    actor = uow.require_actor()
+    return uow.session.scalar(
+        select(AssistantChange)
+        .where(
+            AssistantChange.user_id == actor.user_id,
+            AssistantChange.undone_at.is_(None),
+            AssistantChange.at >= utcnow() - window,
+        )
+        .order_by(AssistantChange.at.desc(), AssistantChange.id.desc())
+        .limit(1)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Reverted:
+    entity_type: str
+    entity_id: int
+    action: str  # "removed" (it was created) or "restored" (fields put back)
+    fields: tuple[str, ...] = ()
+
+
+def _model_for(table: str) -> type[Base] | None:
+    for mapper in Base.registry.mappers:
+        cls = mapper.class_
+        if getattr(cls, "__tablename__", None) == table:
+            return cls
+    return None
+
+
+def _resource_for(table: str) -> records.Resource | None:
+    """The REST collection of a table (None for join rows, attendees and the like)."""
+    records.resource("leads")  # makes sure every collection is registered
+    return records.BY_TABLE.get(table)
+
+
+def _restore(mapper: Mapper[Any], key: str, value: Any) -> Any:
+    """A value as the audit log stored it (jsonable) back into the column's Python type."""
+    if value is None:
+        return None
+    column_type = mapper.columns[key].type
+    kind: type = object
+    for candidate in (column_type, getattr(column_type, "impl_instance", None)):  # TypeDecorators say object
+        try:
+            kind = candidate.python_type if candidate is not None else kind
+        except NotImplementedError:
+            continue
+        if kind is not object:
+            break
+    if issubclass(kind, enum.Enum):
+        return kind(value)
+    if kind is Decimal:
+        return Decimal(str(value))
+    if kind is dt.datetime and isinstance(value, str):
+        return dt.datetime.fromisoformat(value)
+    if kind is dt.date and isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    return value
+
+
+def _load(uow: UnitOfWork, table: str, entity_id: int) -> tuple[Any, records.Resource | None]:
+    res = _resource_for(table)
+    if res is not None:
+        try:
+            return records.get_record(uow, res, entity_id), res
+        except NotFound:
+            return None, res
+    model = _model_for(table)
+    return (uow.session.get(model, entity_id) if model is not None else None), None
+
+
+def undo_change(uow: UnitOfWork, change: AssistantChange) -> list[Reverted]:
+    """Revert `change` (newest audit row first) or raise and revert nothing."""
+    actor = uow.require_actor()
+    if change.user_id != actor.user_id:
+        raise NotFound("There is no change of yours to undo.")
+    rows = uow.session.scalars(
+        select(AuditLog).where(AuditLog.change_set == change.change_set).order_by(AuditLog.id.desc())
+    ).all()
+    begin_change(uow)
+    reverted: list[Reverted] = []
+    for row in rows:
+        if row.entity_id is None or row.action == "delete":
+            continue
+        obj, res = _load(uow, row.entity_type, row.entity_id)
+        if obj is None:
+            if row.action == "create":
+                continue  # already gone
+            raise Conflict(f"A {row.entity_type.rstrip('s')} this change touched no longer exists.")
+        if res is not None and not may_change(res.visibility, actor, obj):
+            raise PermissionDenied("You may no longer change a record this change touched.")
+        if row.action == "create":
+            if res is not None and res.soft_delete:
+                if getattr(obj, "deleted_at", None) is None:
+                    obj.deleted_at = utcnow()
+            else:
+                uow.session.delete(obj)
+            uow.session.flush()
+            reverted.append(Reverted(row.entity_type, row.entity_id, "removed"))
+            continue
+        mapper = inspect(type(obj))
+        fields = []
+        for key, pair in (row.changes or {}).items():
+            if key in IGNORED_COLUMNS or key not in mapper.columns or not isinstance(pair, list) or len(pair) != 2:
+                continue
+            before, after = pair
+            if jsonable(getattr(obj, key)) != after:
+                raise Conflict(
+                    f"Someone changed {key.replace('_', ' ')} of that {row.entity_type.rstrip('s')} since, "
+                    "so I left everything as it is."
+                )
+            setattr(obj, key, _restore(mapper, key, before))
+            fields.append(key)
+        uow.session.flush()
+        if fields:
+            reverted.append(Reverted(row.entity_type, row.entity_id, "restored", tuple(fields)))
+    change.undone_at = utcnow()
+    uow.session.flush()
+    return reverted
