@@ -20,11 +20,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from rasa_sdk.events import ActiveLoop, SlotSet
+from sqlalchemy import select
 
 from actions import runtime
-from actions.base import CrmAction, Turn
+from actions.base import Ask, CrmAction, Turn
 from actions.replies import ActionResult, Reply
 from crm_backend.errors import Conflict
+from crm_backend.models.audit import AuditLog
 from crm_backend.services import undo
 from crm_backend.store import UnitOfWork
 
@@ -40,6 +42,7 @@ class Pending:
     args: dict[str, Any]
     summary: str  # the read-back, a question without its question mark ("Move 'X' to Negotiation")
     buttons: list[tuple[str, str]] = field(default_factory=list)  # extra choices besides Yes/No
+    note: str = ""  # said before the read-back when it is asked again ("That slot has just been taken.")
 
     def as_slot(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +57,7 @@ class Pending:
             args if isinstance(args, dict) else {},
             str(value.get("summary") or ""),
             [tuple(b) for b in value.get("buttons") or [] if isinstance(b, list | tuple) and len(b) == 2],
+            str(value.get("note") or ""),
         )
 
 
@@ -92,6 +96,26 @@ def forget() -> list[Any]:
     return [SlotSet(PENDING, None)]
 
 
+class WriteAction(CrmAction):
+    """A write skill: `read_back` works out the change and returns `ask(Pending(...))` (or raises
+    Ask). When the request ends in a question or an error instead, any earlier read-back is dropped,
+    so a later "yes" can never apply a change the user has since moved on from."""
+
+    @abstractmethod
+    def read_back(self, uow: UnitOfWork, turn: Turn) -> ActionResult:
+        """Build the read-back of the change this turn asks for."""
+
+    def perform(self, uow: UnitOfWork, turn: Turn) -> ActionResult:
+        try:
+            return self.read_back(uow, turn)
+        except Ask as question:
+            question.result.events.extend(forget())
+            raise
+
+    def events_after_error(self) -> list[dict[str, Any]]:
+        return forget()
+
+
 class ActionConfirm(CrmAction):
     """'yes': apply the pending change, remember it for undo, say what was done."""
 
@@ -121,9 +145,12 @@ class ActionConfirm(CrmAction):
                     [Reply("That record was changed by someone else since I read it back, so I changed nothing.")],
                     forget(),
                 )
-            return ask(again, prefix="That record changed since I read it back; here it is as it is now. ")
+            note = again.note or "That record changed since I read it back; here it is as it is now."
+            return ask(again, prefix=f"{note} ")
         undo.record_change(uow, turn.conversation_id, done)
-        return ActionResult([Reply(f"{done} Say “undo” if that wasn't right.")], forget())
+        undoable = uow.session.scalar(select(AuditLog.id).where(AuditLog.change_set == uow.change_set).limit(1))
+        hint = " Say “undo” if that wasn't right." if undoable is not None else ""
+        return ActionResult([Reply(f"{done}{hint}")], forget())
 
 
 class ActionDeny(CrmAction):

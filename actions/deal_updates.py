@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from actions import resolve
-from actions.base import Ask, CrmAction, Turn
-from actions.confirm import Pending, Writer, ask, writer
+from actions.base import Ask, Turn
+from actions.confirm import Pending, WriteAction, Writer, ask, writer
 from actions.parsing import extract_amount_and_when
 from actions.replies import ActionResult, Reply, day, money
 from crm_backend.models.deals import Deal, DealStage
@@ -65,13 +65,13 @@ def deal_changes(deal: Deal, changes: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-class ActionUpdateDeal(CrmAction):
+class ActionUpdateDeal(WriteAction):
     """'move the Nimbus deal to negotiation' / 'make it 60k' / 'push it to Friday' / 'we won Acme'."""
 
     def name(self) -> str:
         return "action_update_deal"
 
-    def perform(self, uow: UnitOfWork, turn: Turn) -> ActionResult:
+    def read_back(self, uow: UnitOfWork, turn: Turn) -> ActionResult:
         found = resolve.target(uow, turn, ("deal",), self.name())
         deal = _load_deal(uow, found.ref.id)
         zone = turn.zone(uow)

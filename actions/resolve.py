@@ -164,19 +164,25 @@ def _texts(kind: str, obj: Any, account_names: dict[int, str]) -> list[str]:
     return [t for t in (obj.name, account_names.get(obj.account_id)) if t]
 
 
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", default_process(text or ""))
+
+
 def score(phrase: str, text: str) -> float:
-    """How well `phrase` names `text` (0–100): order, case, suffixes and small typos are forgiven."""
-    a, b = default_process(phrase), default_process(text)
-    if not a or not b:
+    """How well `phrase` names `text` (0–100): every word said must match a word of the name — exactly,
+    as its start ("corp" → "Corporation", "nim" → "Nimbus") or with a typo ("acmee") — so case, order,
+    company suffixes and small slips do not matter, but "Lena Fischer" is not "Chloe Fischer"."""
+    said = [w for w in _words(normal_company(phrase) or phrase) if w not in STOPWORDS] or _words(phrase)
+    name = _words(text)
+    if not said or not name:
         return 0.0
-    best = fuzz.token_set_ratio(a, b)
-    ca, cb = normal_company(phrase), normal_company(text)
-    if ca and cb:
-        best = max(best, fuzz.token_set_ratio(ca, cb))
-    if len(a) >= 4:
-        # "acmee" ~ "acme corporation": the phrase against the best-aligned part of the name.
-        best = max(best, fuzz.partial_ratio(a, b) - 3)
-    return float(best)
+    worst = 100.0
+    for word in said:
+        best = max(fuzz.ratio(word, other) for other in name)
+        if len(word) >= 3 and any(other.startswith(word) for other in name):
+            best = 100.0
+        worst = min(worst, best)
+    return float(worst)
 
 
 def _columns(kind: str) -> list[Any]:
@@ -217,7 +223,8 @@ def find(uow: UnitOfWork, kinds: Sequence[str], phrase: str, limit: int = MAX_CH
                 kind == "lead" and o.status in (LeadStatus.CONVERTED, LeadStatus.LOST)
             )
             matches.append(Match(ref, s, closed))
-    matches.sort(key=lambda m: (-m.score, m.closed, m.ref.label.lower(), m.ref.id))
+    order = {kind: n for n, kind in enumerate(kinds)}  # on a tie, the kind the caller names first
+    matches.sort(key=lambda m: (-m.score, m.closed, order[m.ref.kind], m.ref.label.lower(), m.ref.id))
     return matches[:limit]
 
 

@@ -400,6 +400,8 @@ ENGINE_COMMANDS = (
     "assistant.commands.forecasting",
     "assistant.commands.scheduler",
     "assistant.commands.signals",
+    "assistant.commands.evaluation",
+    "assistant.commands.conversations",
 )
 
 

@@ -209,6 +209,18 @@ def run_macro(
     return _finish(uow, macro, result, actor, started, status, error)
 
 
+def preview(uow: UnitOfWork, macro: Macro, entity_id: int) -> RunResult:
+    """What a manual run would change (a dry run) without even its log entry: for a read-back that
+    must leave nothing behind until the user confirms. Raises NotFound like a manual run."""
+    savepoint = uow.session.begin_nested()
+    try:
+        result = run_macro(uow, macro, entity_id, dry_run=True)
+    finally:
+        savepoint.rollback()
+    result.run_id = None
+    return result
+
+
 def _status(dry_run: bool) -> MacroRunStatus:
     return MacroRunStatus.DRY_RUN if dry_run else MacroRunStatus.SUCCEEDED
 
@@ -550,6 +562,14 @@ def find_macro(uow: UnitOfWork, name_or_id: str | int) -> Macro:
         raise ValidationFailed({"macro": f"more than one macro is named {text!r}; use its id"})
     macro: Macro = matches[0]
     return macro
+
+
+def runnable_macros(uow: UnitOfWork, entity_type: EntityType | str | None = None) -> list[Macro]:
+    """The active macros the acting user may run by hand (those they can see), by name."""
+    stmt = records.scoped(records.resource("macros"), uow.require_actor()).where(Macro.is_active.is_(True))
+    if entity_type is not None:
+        stmt = stmt.where(Macro.entity_type == EntityType(entity_type))
+    return list(uow.session.scalars(stmt.order_by(func.lower(Macro.name), Macro.id).limit(records.MAX_LIMIT)))
 
 
 def runs(uow: UnitOfWork, macro: Macro, *, limit: int = 50, offset: int = 0) -> tuple[list[MacroRun], int]:

@@ -116,6 +116,21 @@ def configured(book: RuleBook, predictor: scoring_model.Predictor | None) -> boo
     return bool(book.rules or book.broken) or predictor is not None
 
 
+def scores_type(uow: UnitOfWork, entity_type: EntityType | str) -> bool:
+    """Whether an active rule or a trained model scores `entity_type` now (else a recompute does nothing)."""
+    etype = EntityType(entity_type)
+    return configured(rule_book(uow, etype), scoring_model.current(models_dir(uow), etype))
+
+
+def stored_score(uow: UnitOfWork, entity_type: EntityType | str, entity_id: int) -> EntityScore | None:
+    """The record's current score row (None when it was never scored); the caller checks visibility."""
+    return uow.session.scalar(
+        select(EntityScore).where(
+            EntityScore.entity_type == EntityType(entity_type), EntityScore.entity_id == entity_id
+        )
+    )
+
+
 def clear_scores(uow: UnitOfWork, entity_type: EntityType | str) -> int:
     """Forget the scores of an entity type nothing scores any more (its last rule went)."""
     rows = list(uow.session.scalars(select(EntityScore).where(EntityScore.entity_type == EntityType(entity_type))))

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import func, select
 
 from crm_backend.errors import ValidationFailed
 from crm_backend.models.accounts import Account
 from crm_backend.models.activities import Activity
 from crm_backend.models.contacts import Contact
 from crm_backend.models.deals import CLOSED_STAGES, Deal
+from crm_backend.models.feeds import SalesSignal
 from crm_backend.models.service_desk import Ticket, TicketStatus
 from crm_backend.services import records
 from crm_backend.services.matching import normal_company
 from crm_backend.services.scopes import Visibility, visible
+from crm_backend.signals import health
 from crm_backend.store import UnitOfWork
 
 MAX_DEPTH = 50
@@ -131,3 +135,81 @@ def summary(uow: UnitOfWork, account_id: int, recent: int = 10) -> dict[str, Any
 def create_account(uow: UnitOfWork, data: dict[str, Any]) -> Account:
     account: Account = records.create_record(uow, records.resource("accounts"), data, allow_duplicate=True)
     return account
+
+
+def contacts_of(uow: UnitOfWork, account_id: int) -> tuple[Account, list[Contact]]:
+    """The account (NotFound unless visible) and its visible contacts, by last name."""
+    account: Account = records.get_record(uow, records.resource("accounts"), account_id)
+    contacts = uow.session.scalars(
+        records.scoped(records.resource("contacts"), uow.require_actor())
+        .where(Contact.account_id == account_id)
+        .order_by(Contact.last_name, Contact.first_name, Contact.id)
+    ).all()
+    return account, list(contacts)
+
+
+class AccountHealth(BaseModel):
+    """An account's health (0-100), churn risk (0..1) and what drives them, largest effect first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account_id: int
+    name: str
+    score: int
+    churn_risk: float
+    drivers: list[dict[str, Any]]
+    stored: bool  # False: never stored, computed on the spot
+
+
+def account_health(uow: UnitOfWork, account_id: int, now: dt.datetime | None = None) -> AccountHealth:
+    """The stored health of a visible account, or (never computed yet) one computed now, not stored."""
+    account: Account = records.get_record(uow, records.resource("accounts"), account_id)
+    explanation = account.health_explanation or {}
+    if account.health_score is not None and "drivers" in explanation:
+        score, risk, drivers, stored = account.health_score, account.churn_risk, explanation["drivers"], True
+    else:
+        when = now or dt.datetime.now(dt.UTC)
+        fresh = health.assess(health.features_for(uow, [account], when)[account.id], when)
+        score, risk, drivers, stored = fresh.score, fresh.churn_risk, fresh.drivers, False
+    ranked = sorted(drivers, key=lambda d: -abs(int(d.get("effect") or 0)))
+    return AccountHealth(
+        account_id=account.id,
+        name=account.name,
+        score=score,
+        churn_risk=float(risk if risk is not None else health.churn_risk(score)),
+        drivers=ranked,
+        stored=stored,
+    )
+
+
+def recent_signals(
+    uow: UnitOfWork, account_id: int | None = None, limit: int = 8
+) -> tuple[list[SalesSignal], dict[int, str], int]:
+    """Visible sales signals (of one account, or all), newest first and the surer first within a day;
+    with the names of their accounts and how many there are in all."""
+    stmt = records.scoped(records.resource("sales-signals"), uow.require_actor())
+    if account_id is not None:
+        stmt = stmt.where(SalesSignal.account_id == account_id)
+    total = int(uow.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+    signals = list(
+        uow.session.scalars(
+            stmt.order_by(
+                func.date(SalesSignal.created_at).desc(), SalesSignal.confidence.desc(), SalesSignal.id.desc()
+            ).limit(limit)
+        )
+    )
+    ids = {s.account_id for s in signals if s.account_id}
+    names: dict[int, str] = {}
+    if ids:
+        names = {
+            aid: name for aid, name in uow.session.execute(select(Account.id, Account.name).where(Account.id.in_(ids)))
+        }
+    return signals, names, total
+
+
+def at_risk_accounts(uow: UnitOfWork, min_churn_risk: float = 0.5, limit: int = 5) -> tuple[list[Account], int]:
+    """Visible accounts whose stored churn risk is at least `min_churn_risk`, riskiest first, and their count."""
+    stmt = records.scoped(records.resource("accounts"), uow.require_actor()).where(Account.churn_risk >= min_churn_risk)
+    total = int(uow.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+    accounts = uow.session.scalars(stmt.order_by(Account.churn_risk.desc(), Account.name).limit(limit)).all()
+    return list(accounts), total

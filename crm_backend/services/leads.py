@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import or_
+from sqlalchemy import func, or_, select
 
 from crm_backend.errors import Conflict, ValidationFailed
 from crm_backend.models.accounts import Account, AccountType
+from crm_backend.models.automation import EntityScore, EntityType
 from crm_backend.models.base import utcnow
-from crm_backend.models.leads import Lead, LeadStatus
+from crm_backend.models.leads import Lead, LeadSource, LeadStatus
 from crm_backend.services import records
 from crm_backend.services.matching import dedup_key, normal_company, normal_email, normal_phone, similar_names
 from crm_backend.services.validation import validated
@@ -199,3 +200,49 @@ def convert(uow: UnitOfWork, lead_id: int, data: Conversion | dict[str, Any]) ->
         "contact_id": contact.id,
         "deal_id": deal.id if deal is not None else None,
     }
+
+
+OPEN_LEAD_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
+
+
+class LeadQuery(BaseModel):
+    """Filters of a lead list; a list never holds more than the acting user may see."""
+
+    model_config = ConfigDict(frozen=True)
+
+    statuses: tuple[LeadStatus, ...] = OPEN_LEAD_STATUSES
+    source: LeadSource | None = None
+    min_score: int | None = None
+    max_score: int | None = None  # inclusive
+    created_from: datetime | None = None
+    created_before: datetime | None = None  # exclusive
+
+
+def find_leads(uow: UnitOfWork, query: LeadQuery, limit: int = 8) -> tuple[list[Lead], int]:
+    """The first `limit` visible leads matching `query`, highest score first (newest on ties), and how
+    many match in all."""
+    stmt = records.scoped(records.resource("leads"), uow.require_actor())
+    if query.statuses:
+        stmt = stmt.where(Lead.status.in_(query.statuses))
+    if query.source is not None:
+        stmt = stmt.where(Lead.source == query.source)
+    if query.min_score is not None:
+        stmt = stmt.where(Lead.score >= query.min_score)
+    if query.max_score is not None:
+        stmt = stmt.where(Lead.score <= query.max_score)
+    if query.created_from is not None:
+        stmt = stmt.where(Lead.created_at >= query.created_from)
+    if query.created_before is not None:
+        stmt = stmt.where(Lead.created_at < query.created_before)
+    total = int(uow.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+    leads = uow.session.scalars(stmt.order_by(Lead.score.desc(), Lead.created_at.desc(), Lead.id.desc()).limit(limit))
+    return list(leads), total
+
+
+def lead_score(uow: UnitOfWork, lead_id: int) -> tuple[Lead, EntityScore | None]:
+    """The lead (NotFound unless visible) and its stored score with explanation, None when never scored."""
+    lead: Lead = records.get_record(uow, records.resource("leads"), lead_id)
+    row = uow.session.scalar(
+        select(EntityScore).where(EntityScore.entity_type == EntityType.LEAD, EntityScore.entity_id == lead.id)
+    )
+    return lead, row

@@ -300,6 +300,28 @@ def create_record(
     return obj
 
 
+def duplicates_of(uow: UnitOfWork, res: Resource, data: BaseModel | Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The existing records `data` would be a twin of (what create_record would refuse), without
+    creating anything: the assistant offers them before asking to create."""
+    actor = uow.require_actor()
+    if res.find_duplicates is None:
+        return []
+    payload = validated(res.create_schema, dict(data) if isinstance(data, Mapping) else data)
+    values = payload.model_dump(exclude_unset=True)
+    if res.prepare:
+        values = res.prepare(uow, values)
+    if res.owned:
+        values["owner_id"] = values.get("owner_id") or actor.user_id
+    obj = res.model(**values)
+    try:
+        if res.before_create:
+            res.before_create(uow, obj, values)
+        return res.find_duplicates(uow, obj)
+    finally:
+        if obj in uow.session:
+            uow.session.expunge(obj)
+
+
 def update_record(
     uow: UnitOfWork, res: Resource, record_id: int, data: BaseModel | Mapping[str, Any], expected_version: int | None
 ) -> Any:

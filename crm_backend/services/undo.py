@@ -24,7 +24,7 @@ from crm_backend.errors import Conflict, NotFound, PermissionDenied
 from crm_backend.models.audit import AuditLog
 from crm_backend.models.base import Base, utcnow
 from crm_backend.models.conversations import AssistantChange
-from crm_backend.services import records
+from crm_backend.services import calendar, records
 from crm_backend.services.scopes import may_change
 from crm_backend.store import UnitOfWork
 
@@ -37,15 +37,13 @@ def begin_change(uow: UnitOfWork) -> str:
     return uow.change_set
 
 
-def record_change(uow: UnitOfWork, conversation_id: str, summary: str) -> AssistantChange | None:
-    """Remember the confirmed write made in this unit of work (None if it wrote nothing)."""
+def record_change(uow: UnitOfWork, conversation_id: str, summary: str) -> AssistantChange:
+    """Remember the confirmed write made in this unit of work, even one with nothing to put back
+    (a recomputed score): "undo" must then say so, not revert an older change instead."""
     actor = uow.require_actor()
     if uow.change_set is None:
         raise RuntimeError("begin_change() was not called for this unit of work")
     uow.session.flush()
-    wrote = uow.session.scalar(select(AuditLog.id).where(AuditLog.change_set == uow.change_set).limit(1))
-    if wrote is None:
-        return None
     change = AssistantChange(
         user_id=actor.user_id,
         conversation_id=conversation_id,
@@ -138,6 +136,8 @@ def undo_change(uow: UnitOfWork, change: AssistantChange) -> list[Reverted]:
     rows = uow.session.scalars(
         select(AuditLog).where(AuditLog.change_set == change.change_set).order_by(AuditLog.id.desc())
     ).all()
+    if not any(row.entity_id is not None and row.action != "delete" for row in rows):
+        raise Conflict(f"“{change.summary.removesuffix('.')}” has nothing I can put back (it only recomputed data).")
     begin_change(uow)
     reverted: list[Reverted] = []
     for row in rows:
@@ -149,8 +149,13 @@ def undo_change(uow: UnitOfWork, change: AssistantChange) -> list[Reverted]:
                 continue  # already gone
             raise Conflict(f"A {row.entity_type.rstrip('s')} this change touched no longer exists.")
         if res is not None and not may_change(res.visibility, actor, obj):
+            if row.action == "create":
+                continue  # shared or someone else's (a tag, a signal the engines raised): left in place
             raise PermissionDenied("You may no longer change a record this change touched.")
         if row.action == "create":
+            if row.entity_type == "recurring_activities":
+                # The scheduler may already have laid out occurrences of the new series.
+                calendar.drop_future_occurrences(uow, row.entity_id, change.at - dt.timedelta(minutes=1))
             if res is not None and res.soft_delete:
                 if getattr(obj, "deleted_at", None) is None:
                     obj.deleted_at = utcnow()

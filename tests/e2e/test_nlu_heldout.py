@@ -1,78 +1,55 @@
-"""Intent accuracy on the held-out set (tests/nlu/heldout.yml), written apart from the training data.
+"""Intent and entity figures on the held-out set (tests/nlu/heldout.yml), written apart from the training data.
 
-Every held-out example that also appears verbatim in nlu_data/ is left out, so the figure is
-measured on sentences the model never saw. The figures are written to var/ for bench/RESULTS.md.
+Every held-out example whose text also appears in nlu_data/ is left out, so the figures are measured
+on sentences the model never saw. They are computed by `assistant.nlu_eval`, exactly as
+`crm-assistant eval nlu` computes them, here over the running Rasa server's /model/parse; the report
+is written to var/nlu-heldout.json for bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
-from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 
+from assistant import nlu_eval
+from assistant.commands.evaluation import load_split
 from tests.e2e.conftest import Running
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-MIN_ACCURACY = 0.85  # the floor this suite defends; the measured figure is in bench/RESULTS.md
+# The floors this suite defends against regressions; the issue's goal is 0.95 / 0.90, and the measured
+# figures are in bench/RESULTS.md.
+MIN_INTENT_MACRO_F1 = 0.90
+MIN_ENTITY_MICRO_F1 = 0.85
+MIN_HELDOUT_EXAMPLES = 100
+# The costly mistake: a write request read as something else, or something else read as a write request.
+MAX_WRITE_CONFUSIONS = 2
 
 
-def examples(path: Path) -> list[tuple[str, str]]:
-    data = yaml.safe_load(path.read_text())
-    out = []
-    for block in data.get("nlu", []):
-        if "intent" not in block:
-            continue
-        for line in block["examples"].splitlines():
-            text = line.strip().removeprefix("- ").strip()
-            if text:
-                out.append((text, block["intent"]))
-    return out
-
-
-def normal(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-async def test_heldout_intent_accuracy(running: Running) -> None:
-    trained = {normal(t) for f in (ROOT / "nlu_data").glob("*.yml") for t, _ in examples(f)}
-    heldout = [(t, i) for t, i in examples(ROOT / "tests" / "nlu" / "heldout.yml") if normal(t) not in trained]
-    assert len(heldout) >= 100, "the held-out set is too small to mean anything"
-    errors: list[tuple[str, str, str]] = []
-    per_intent: Counter[str] = Counter()
-    correct_per_intent: Counter[str] = Counter()
+async def test_heldout_intent_and_entity_figures(running: Running) -> None:
+    training, unseen, left_out = load_split(running.settings.project_root)
+    assert len(unseen) >= MIN_HELDOUT_EXAMPLES, "the held-out set is too small to mean anything"
+    parses: list[nlu_eval.Parse] = []
     async with aiohttp.ClientSession() as http:
-        for text, intent in heldout:
+        for example in unseen:
             async with http.post(
                 f"{running.settings.rasa_url}/model/parse",
                 params={"token": running.settings.rasa_api_token()},
-                json={"text": text},
+                json={"text": example.text},
             ) as resp:
-                predicted = (await resp.json())["intent"]["name"]
-            per_intent[intent] += 1
-            if predicted == intent:
-                correct_per_intent[intent] += 1
-            else:
-                errors.append((text, intent, predicted))
-    accuracy = 1 - len(errors) / len(heldout)
-    report = {
-        "examples": len(heldout),
-        "accuracy": round(accuracy, 4),
-        "per_intent": {i: f"{correct_per_intent[i]}/{n}" for i, n in sorted(per_intent.items())},
-        "errors": errors,
-    }
+                assert resp.status == 200, await resp.text()
+                parses.append(nlu_eval.parse_from_json(await resp.json()))
+    report = nlu_eval.evaluate(training, unseen, parses, left_out=len(left_out))
     out = running.settings.var_dir / "nlu-heldout.json"
-    out.write_text(json.dumps(report, indent=2))
-    print(json.dumps({k: v for k, v in report.items() if k != "errors"}))  # noqa: T201 - shown with -s / -rA
-    # The costly mistake: someone else's request, or chit-chat, read as "show my deals" (or vice versa).
-    deal_confusions = [e for e in errors if "list_open_deals" in (e[1], e[2]) and "nlu_fallback" not in e]
-    assert accuracy >= MIN_ACCURACY, report
-    assert len(deal_confusions) <= 2, deal_confusions
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    print(nlu_eval.summary_text(report))  # noqa: T201 - shown with -s / -rA
+    entity_f1 = report["entities"]["micro"]["f1"]
+    assert report["intent"]["macro_f1"] >= MIN_INTENT_MACRO_F1, nlu_eval.summary_text(report)
+    assert entity_f1 is not None, "the held-out set has no entity annotations"
+    assert entity_f1 >= MIN_ENTITY_MICRO_F1, nlu_eval.summary_text(report)
+    assert len(report["write_confusions"]) <= MAX_WRITE_CONFUSIONS, report["write_confusions"]
 
 
 async def test_spacy_finds_people_companies_amounts_and_dates(running: Running) -> None:

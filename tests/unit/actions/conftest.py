@@ -19,24 +19,16 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import runtime
 from crm_backend.demo import seed_demo
-from crm_backend.services import auth, users
 from crm_backend.services.auth import IDENTITY_KEY, sign_identity
-from crm_backend.store import Actor, Store
+from crm_backend.store import Store
+from tests.conftest import Demo
 
 SECRET = "actions-test-secret"
 
 
 @dataclass
-class Crm:
-    store: Store
-    tokens: dict[str, str]
-    actors: dict[str, Actor] = field(default_factory=dict)
-
-    def actor(self, username: str) -> Actor:
-        if username not in self.actors:
-            with self.store.unit_of_work() as uow:
-                self.actors[username] = auth.load_actor(uow, users.get_user_by_username(uow, username).id)
-        return self.actors[username]
+class Crm(Demo):
+    """The demo CRM with extras; `chat(user)` starts a conversation with the actions."""
 
     def chat(self, username: str, conversation_id: str | None = None) -> Chat:
         return Chat(self, username, conversation_id or f"conv-{username}")
@@ -56,7 +48,9 @@ class Chat:
     replies: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
 
-    def tracker(self, text: str, intent: str, entities: Sequence[dict[str, Any]]) -> Tracker:
+    def tracker(
+        self, text: str, intent: str, entities: Sequence[dict[str, Any]], filled: dict[str, Any] | None = None
+    ) -> Tracker:
         located = []
         for e in entities:
             e = dict(e)
@@ -66,17 +60,21 @@ class Chat:
             e.setdefault("end", start + len(said) if start >= 0 else -1)
             located.append(e)
         metadata = {IDENTITY_KEY: sign_identity(SECRET, self.crm.actor(self.username), "api", self.conversation_id)}
+        # Slots a form filled from this message: Rasa sets them after the user event, and
+        # validation actions see them as `slots_to_validate()`.
+        events: list[dict[str, Any]] = [{"event": "user", "text": text}]
+        events += [{"event": "slot", "name": k, "value": v} for k, v in (filled or {}).items()]
         return Tracker.from_dict(
             {
                 "sender_id": self.conversation_id,
-                "slots": dict(self.slots),
+                "slots": {**self.slots, **(filled or {})},
                 "latest_message": {
                     "text": text,
                     "intent": {"name": intent, "confidence": 0.99},
                     "entities": located,
                     "metadata": metadata,
                 },
-                "events": [],
+                "events": events,
                 "paused": False,
                 "followup_action": None,
                 "active_loop": {},
@@ -85,11 +83,19 @@ class Chat:
         )
 
     async def say(
-        self, action: Action, text: str, intent: str, entities: Sequence[dict[str, Any]] = ()
+        self,
+        action: Action,
+        text: str,
+        intent: str,
+        entities: Sequence[dict[str, Any]] = (),
+        filled: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """Run `action` for this user message; keep its slot events; return the bot's messages."""
+        """Run `action` for this user message; keep its slot events; return the bot's messages.
+
+        `filled` are slots a form filled from this message before its validation action runs."""
         dispatcher = CollectingDispatcher()
-        events = await action.run(dispatcher, self.tracker(text, intent, entities), {})
+        self.slots.update(filled or {})
+        events = await action.run(dispatcher, self.tracker(text, intent, entities, filled), {})
         self.events = list(events)
         for event in events:
             if event.get("event") == "slot":

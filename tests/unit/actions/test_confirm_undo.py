@@ -145,3 +145,23 @@ async def test_follow_up_without_a_name_uses_the_deal_in_focus(crm: Crm) -> None
     await chat.say(ActionDeny(), "no", "deny")
     await chat.say(ActionUpdateDeal(), "actually make it 60k", "update_deal")
     assert "“Nimbus Labs - Platform renewal”" in chat.text and "$60,000" in chat.text
+
+
+async def test_undo_removes_a_new_series_even_after_the_scheduler_laid_out_occurrences(crm: Crm) -> None:
+    import datetime as dt
+
+    from actions.activities import ActionCreateRecurring
+    from crm_backend.models import Activity, RecurringActivity
+    from crm_backend.services import calendar
+
+    chat = crm.chat("alice")
+    await chat.say(ActionCreateRecurring(), "every monday at 9 pipeline review", "create_recurring")
+    await chat.say(ActionConfirm(), "yes", "affirm")
+    with crm.store.unit_of_work(crm.actor("alice")) as uow:
+        series = uow.session.scalars(select(RecurringActivity)).one()
+        assert calendar.expand_series(uow, series, dt.datetime.now(dt.UTC), dt.timedelta(days=30)) >= 4
+    await chat.say(ActionUndo(), "undo", "undo")
+    assert chat.text.startswith("Undone:"), chat.text
+    with crm.store.unit_of_work() as uow:
+        assert uow.session.scalars(select(RecurringActivity)).all() == []
+        assert uow.session.scalars(select(Activity).where(Activity.recurring_activity_id.is_not(None))).all() == []

@@ -27,7 +27,7 @@ def test_fingerprint_changes_when_training_data_config_or_domain_change(tmp_path
     before = fingerprint(root)
     seen = {before}
     for path, extra in (
-        (root / "nlu_data" / "nlu.yml", "\n"),
+        (root / "nlu_data" / "general.yml", "\n"),
         (root / "config.yml", "\n# tuned\n"),
         (root / "domain.yml", "\n"),
     ):
