@@ -11,8 +11,7 @@ from zoneinfo import ZoneInfo
 
 from actions import resolve
 from actions.base import CrmAction, Turn
-from actions.deals import moment
-from actions.replies import ActionResult, Reply, day, money
+from actions.replies import ActionResult, Reply, day, moment, money
 from crm_backend.models.contacts import Contact
 from crm_backend.models.feeds import SalesSignal
 from crm_backend.services import accounts, records

@@ -20,7 +20,7 @@ from actions import resolve
 from actions.base import OWN_EXTRACTORS, Ask, Turn
 from actions.confirm import Pending, WriteAction, Writer, ask, writer
 from actions.parsing import When, extract_amount_and_when, parse_when
-from actions.replies import ActionResult, Reply
+from actions.replies import ActionResult, Reply, moment
 from actions.resolve import Ref
 from crm_backend.errors import Conflict
 from crm_backend.models.activities import (
@@ -45,18 +45,12 @@ SLOT_STEP = dt.timedelta(minutes=30)
 
 
 # --- wording ------------------------------------------------------------------------------------------
-def at_text(value: dt.datetime, zone: ZoneInfo) -> str:
-    """`Tue 1 Dec, 15:00` in the user's zone."""
-    local = value.astimezone(zone)
-    return f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
-
-
 def span_text(start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> str:
     """`Tue 1 Dec, 15:00–15:30` (the end's day too when it is another day)."""
     local_end = end.astimezone(zone)
     if local_end.date() == start.astimezone(zone).date():
-        return f"{at_text(start, zone)}–{local_end:%H:%M}"
-    return f"{at_text(start, zone)} – {at_text(end, zone)}"
+        return f"{moment(start, zone)}–{local_end:%H:%M}"
+    return f"{moment(start, zone)} – {moment(end, zone)}"
 
 
 def _article(word: str) -> str:
@@ -128,13 +122,8 @@ class Links:
 def best_match(uow: UnitOfWork, kinds: Sequence[str], phrase: str) -> Ref | None:
     """The record `phrase` names best; on a tie the earlier kind wins, so "Acme" is the account
     Acme Corporation rather than its deal "Acme - Fleet telematics" (both score 100)."""
-    matches = resolve.find(uow, kinds, phrase)
-    if not matches:
-        return None
-    top = matches[0].score
-    tied = [m for m in matches if m.score >= top - 0.5]
-    tied.sort(key=lambda m: (m.closed, kinds.index(m.ref.kind) if m.ref.kind in kinds else len(kinds)))
-    return tied[0].ref
+    matches = resolve.find(uow, kinds, phrase)  # ties are ordered by the kinds given
+    return matches[0].ref if matches else None
 
 
 def implied(uow: UnitOfWork, links: Links) -> Links:
@@ -407,7 +396,7 @@ def task_summary(subject: str, due: dt.datetime | None, remind: bool, links: Lin
     text = f"Add the task “{subject}”{links.on_text()}"
     if due is None:
         return text + " with no due date"
-    text += f", due {at_text(due, zone)}"
+    text += f", due {moment(due, zone)}"
     return text + (", and remind you then" if remind else "")
 
 
@@ -431,15 +420,13 @@ class ActionCreateTask(WriteAction):
         if remind and due is None:
             raise Ask(f"When should I remind you? Say it in one go, {example}.")
         if remind and due is not None and due <= turn.now:
-            raise Ask(
-                f"{at_text(due, zone)} has already passed. When should I remind you? Say it in one go, {example}."
-            )
+            raise Ask(f"{moment(due, zone)} has already passed. When should I remind you? Say it in one go, {example}.")
         links = links_in(uow, turn, resolve.names_in(turn))
         summary = task_summary(subject, due, remind, links, zone)
         args = {
             "subject": subject,
             "due_at": due.astimezone(dt.UTC).isoformat() if due else None,
-            "due_text": at_text(due, zone) if due else None,
+            "due_text": moment(due, zone) if due else None,
             "remind": remind,
             "links": links.ids,
             "on": links.on_text(),
@@ -712,7 +699,7 @@ class ActionCreateRecurring(WriteAction):
             f"Set up “{subject}” ({kind.value.lower()}){links.on_text()} {recurrence.describe()} at {at:%H:%M}"
             + (", with a reminder each time" if remind else "")
             + " — the next ones: "
-            + "; ".join(at_text(o, zone) for o in upcoming)
+            + "; ".join(moment(o, zone) for o in upcoming)
         )
         args = {
             "subject": subject,
@@ -923,7 +910,7 @@ class ActionBookMeeting(WriteAction):
                 window = (turn.now, turn.now + SLOT_SEARCH)
         else:
             if when is not None:
-                prefix = f"{at_text(when.start, zone)} has already passed."
+                prefix = f"{moment(when.start, zone)} has already passed."
             window = (turn.now, turn.now + SLOT_SEARCH)
         slots = free(uow, user_ids, minutes, *window)
         if not slots and window[1] - window[0] < SLOT_SEARCH:  # nothing that day: look further on

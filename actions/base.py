@@ -86,6 +86,12 @@ class Turn:
         return self.message.get("intent")
 
     @property
+    def confidence(self) -> float:
+        """How sure the NLU was of this turn's intent (0–1)."""
+        latest = self.tracker.latest_message or {}
+        return float((latest.get("intent") or {}).get("confidence") or 0.0)
+
+    @property
     def entities(self) -> list[dict[str, Any]]:
         return list(self.message.get("entities") or [])
 

@@ -203,5 +203,7 @@ class ActionUndo(CrmAction):
             return ActionResult([Reply(f"There's no change of yours from the last {minutes} minutes to undo.")])
         summary = change.summary.removesuffix(".")
         reverted = undo.undo_change(uow, change)
+        if not reverted:
+            return ActionResult([Reply(f"Your last change can't be undone: {summary}. It only recomputed data.")])
         how = _describe(reverted)
         return ActionResult([Reply(f"Undone: {summary}" + (f" (I {how})." if how else "."))], forget())

@@ -14,7 +14,7 @@ from actions import resolve
 from actions.base import Ask, CrmAction, Turn
 from actions.deal_updates import stage_of
 from actions.parsing import extract_amount_and_when, parse_amount
-from actions.replies import ActionResult, Reply, day, money
+from actions.replies import ActionResult, Reply, day, moment, money
 from crm_backend.models.deals import CLOSED_STAGES, DealStage
 from crm_backend.models.users import Role
 from crm_backend.services import deals
@@ -434,13 +434,6 @@ class ActionListOpenDeals(CrmAction):
 
 
 # --- deal_status --------------------------------------------------------------------------------------
-def moment(value: datetime, zone: ZoneInfo, now: datetime | None = None) -> str:
-    """'Tue 1 Dec, 15:00' in the user's zone (the year too when it is not this year's)."""
-    local = value.astimezone(zone)
-    year = f" {local.year}" if now is not None and local.year != now.astimezone(zone).year else ""
-    return f"{local:%a} {local.day} {local:%b}{year}, {local:%H:%M}"
-
-
 def days_to_go(close: date, today: date) -> str:
     """'today' / 'tomorrow' / 'in 12 days' / '1 day overdue' / '5 days overdue'."""
     delta = (close - today).days

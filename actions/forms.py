@@ -27,7 +27,8 @@ from actions import resolve
 from actions.base import Ask, CrmAction, Turn
 from actions.confirm import Pending, Writer, ask, writer
 from actions.parsing import extract_amount_and_when, parse_amount, parse_when
-from actions.replies import ActionResult, Reply, day, money
+from actions.replies import ActionResult, Reply, day, money, sentence_for
+from crm_backend.errors import CrmError
 from crm_backend.models.leads import Lead, LeadStatus
 from crm_backend.services import deals, leads, records
 from crm_backend.services.matching import normal_phone
@@ -75,10 +76,17 @@ def split_name(full: str) -> tuple[str | None, str]:
     return (" ".join(parts[:-1]) or None, parts[-1]) if parts else (None, "")
 
 
+NOT_A_NAME = frozenset(
+    ["yes", "yep", "yeah", "sure", "ok", "okay", "no", "nope", "nah", "skip", "stop", "cancel", "help", "none", "idk"]
+)
+
+
 def person_name(text: str) -> str | None:
     """A person's name as given ("dana smith" → "Dana Smith"); None if it cannot be one."""
     value = answer(text)
     if not value or len(value) > 120 or not re.fullmatch(r"[^\W\d_][\w .'’-]*", value):
+        return None
+    if value.lower() in NOT_A_NAME:
         return None
     return value.title() if value == value.lower() else value
 
@@ -112,6 +120,51 @@ def _account_choice(uow: UnitOfWork, text: str) -> tuple[str | None, str | None]
 
 
 # --- starting ----------------------------------------------------------------------------------------
+COMPANY_WORDS = re.compile(
+    r"\b(inc|ltd|llc|plc|corp|corporation|co|company|gmbh|ag|group|labs?|systems|solutions|analytics|foods|"
+    r"logistics|retail|health|software|technologies|tech|media|partners|holdings|industries|bank|pharma)\b",
+    re.I,
+)
+
+
+def said_in_order(turn: Turn) -> list[tuple[str, str]]:
+    """(name, label) of every name in the request, in the order said: DIET's `record` ("record"), then
+    spaCy's PERSON/ORG where they do not overlap one of those."""
+    found: list[tuple[int, int, str, str]] = []
+    for e in turn.entities:
+        label = e.get("entity")
+        if label not in ("record", "PERSON", "ORG") or not e.get("value"):
+            continue
+        start, end = int(e.get("start", -1)), int(e.get("end", -1))
+        if label != "record" and any(s < end and start < f_end for s, f_end, _, lab in found if lab == "record"):
+            continue
+        found.append((start, end, str(e["value"]), str(label)))
+    found.sort(key=lambda f: (f[0], f[3] != "record"))
+    out: list[tuple[str, str]] = []
+    for _start, _end, value, label in found:
+        if value not in [v for v, _ in out]:
+            out.append((value, label))
+    return out
+
+
+def person_and_company(names: list[tuple[str, str]]) -> tuple[str | None, str | None]:
+    """ "lead Jane Doe from Contoso": the first name said is the person, the next the company — unless the
+    labels or the words ("Analytics", "Inc") say otherwise."""
+
+    def companyish(name: str, label: str) -> bool:
+        return label == "ORG" or bool(COMPANY_WORDS.search(name))
+
+    if not names:
+        return None, None
+    if len(names) == 1:
+        name, label = names[0]
+        return (None, name) if companyish(name, label) else (name, None)
+    (first, first_label), (second, second_label) = names[0], names[1]
+    if companyish(first, first_label) and not companyish(second, second_label):
+        return second, first
+    return first, second
+
+
 class ActionStartForm(CrmAction):
     """Clear the form's old answers and take what the request itself already says."""
 
@@ -148,16 +201,13 @@ class ActionStartForm(CrmAction):
 
     @staticmethod
     def _prefill(uow: UnitOfWork, turn: Turn, kind: str) -> dict[str, Any]:
-        names = turn.entity_values("record")
-        people = [e["value"] for e in turn.spacy("PERSON")]
-        orgs = [e["value"] for e in turn.spacy("ORG")]
         reach = email_or_phone(turn.text)
         contact = (reach[0] or reach[1]) if reach else None
+        names = said_in_order(turn)
         out: dict[str, Any] = {}
         if kind in ("create_lead", "create_contact"):
             prefix = "lead" if kind == "create_lead" else "contact"
-            person = next((n for n in [*people, *names] if n not in orgs), None)
-            company = next((n for n in [*orgs, *names] if n != person), None)
+            person, company = person_and_company(names)
             if person and person_name(person):
                 out[f"{prefix}_name"] = person_name(person)
             if company:
@@ -165,11 +215,10 @@ class ActionStartForm(CrmAction):
             if contact:
                 out[f"{prefix}_email"] = contact
         elif kind == "create_account":
-            company = next(iter([*names, *orgs]), None)
-            if company:
-                out["account_name"] = company
+            if names:
+                out["account_name"] = names[0][0]
         elif kind == "create_deal":
-            company = next(iter([*names, *orgs]), None)
+            company = names[0][0] if names else None
             if company:
                 out["deal_account"] = company
             found = extract_amount_and_when(turn.text, now=turn.now, tz=turn.zone(uow).key)
@@ -181,6 +230,54 @@ class ActionStartForm(CrmAction):
 
 
 # --- validating ----------------------------------------------------------------------------------------
+# Read skills whose action is `action_<intent>`: a question for one of them in the middle of a form is
+# answered there and then (if it reads like a question), instead of being taken as the answer.
+SIDE_QUESTIONS = frozenset(
+    [
+        "list_open_deals",
+        "deal_status",
+        "account_overview",
+        "find_contact",
+        "list_leads",
+        "my_day",
+        "forecast",
+        "forecast_accuracy",
+        "lead_score",
+        "list_signals",
+        "whats_new",
+        "convert_currency",
+    ]
+)
+QUESTION = re.compile(
+    r"\?\s*$|^\s*(?:what|what's|whats|who|who's|how|how's|when|where|which|show|list|tell|any|pull up|give me)\b",
+    re.I,
+)
+SIDE_QUESTION_CONFIDENCE = 0.6
+
+
+def is_side_question(turn: Turn) -> bool:
+    """A confident read request that also looks like a question — not an answer that merely sounds
+    like one ("this quarter" for a timeline, "£40,000" for an amount)."""
+    return (
+        turn.intent in SIDE_QUESTIONS
+        and turn.confidence >= SIDE_QUESTION_CONFIDENCE
+        and bool(QUESTION.search(turn.text))
+    )
+
+
+def answer_side_question(uow: UnitOfWork, turn: Turn) -> ActionResult:
+    action = CrmAction.named(f"action_{turn.intent}")
+    if action is None:
+        return ActionResult([])
+    try:
+        with uow.session.begin_nested():
+            return action.perform(uow, turn)
+    except Ask as question:
+        return question.result
+    except CrmError as error:
+        return ActionResult([Reply(sentence_for(error))])
+
+
 class FormValidation(CrmAction):
     """validate_<form>: check the answers given this turn; a bad one is cleared with a reason."""
 
@@ -193,6 +290,11 @@ class FormValidation(CrmAction):
         if turn.slot(FORM_KIND) is None:
             return ActionResult([], [])  # the start failed; the skipped answers close the form
         given = turn.tracker.slots_to_validate()
+        if is_side_question(turn):
+            # "what's on today?" while the form asks for an email: answer it, keep asking.
+            answer_ = answer_side_question(uow, turn)
+            cleared = [SlotSet(slot, None) for slot in given if slot in FORMS[BY_FORM[self.form]].slots]
+            return ActionResult(answer_.replies, [*cleared, *answer_.events])
         events: list[Any] = []
         replies: list[Reply] = []
         for slot, raw in given.items():
@@ -222,7 +324,9 @@ class FormValidation(CrmAction):
             return _account_choice(uow, raw)
         if slot in ("lead_company", "account_name"):
             value = answer(raw)
-            return (value[:200], None) if value else (None, "What's the company's name?")
+            if not value or value.lower() in NOT_A_NAME:
+                return None, "What's the company's name?"
+            return value[:200], None
         if slot == "account_industry":
             value = answer(raw)
             return (SKIPPED if SKIP_WORDS.match(raw) or not value else value[:100]), None

@@ -41,7 +41,9 @@ Dates and times (all results are aware datetimes in the caller's ``tz``)
     "tonight" = 20:00, "midnight" = 00:00 at the *end* of the day named (the next day's start).
   * Minutes and hours ("in 2 hours") are added to the real instant, days and more to the local date,
     so both are correct across DST changes.
-  * When a text holds several dates, the first one wins. "sat"/"sun" are not read as weekdays ("I sat down").
+  * When a text holds several dates, the first one wins — except that a single day said after a period
+    wins over the period ("the Q4 numbers tomorrow at 9" is tomorrow). "sat"/"sun" are not read as
+    weekdays ("I sat down").
 """
 
 from __future__ import annotations
@@ -652,6 +654,11 @@ def _find_when(text: str, *, now: datetime, tz: str) -> tuple[When, tuple[Span, 
     ctx = _Ctx(now.astimezone(zone), zone)
     date_rules = [(p, _bind(h, ctx)) for p, h in _DATE_RULES]
     date_hit = _first_hit(date_rules, text)
+    if date_hit and date_hit[1].end and not date_hit[1].exact:
+        # "review the Q4 numbers tomorrow at 9": a single day said later beats a period said first.
+        day_hit = _first_hit(date_rules, text, blocked=date_hit[0])
+        if day_hit and not day_hit[1].end:
+            date_hit = day_hit
     if date_hit and (date_hit[1].exact or date_hit[1].end):
         return _when_from(ctx, text, date_hit, None), (date_hit[0],)
     time_hit = _first_hit(_TIME_RULES, text, blocked=date_hit[0] if date_hit else None)

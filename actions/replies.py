@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from crm_backend.errors import (
     AuthenticationFailed,
@@ -69,3 +70,10 @@ def money(amount: Decimal, currency: str) -> str:
 def day(value: date | None) -> str:
     """`7 Dec 2026`, or a plain phrase when there is no date."""
     return f"{value.day} {value:%b %Y}" if value else "no close date set"
+
+
+def moment(value: datetime, zone: ZoneInfo, now: datetime | None = None) -> str:
+    """`Tue 1 Dec, 15:00` in the user's zone (with the year when it is not `now`'s year)."""
+    local = value.astimezone(zone)
+    year = f" {local.year}" if now is not None and local.year != now.astimezone(zone).year else ""
+    return f"{local:%a} {local.day} {local:%b}{year}, {local:%H:%M}"

@@ -54,7 +54,8 @@ _STOPWORDS_TEXT = (
     "a about account accounts an and any are at be by can check company contact contacts could customer "
     "deal deals do does for from get give has have her his how i in info is it its let lead leads log me "
     "move my need note of on open opportunity please pull show status tell that the their them this to up "
-    "us we what whats when where which who with would you your"
+    "us we what whats when where which who with would you your overview summary rundown details detail "
+    "update updates latest news going doing story everything lowdown"
 )
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
@@ -264,7 +265,12 @@ def fallback_phrases(text: str) -> list[str]:
 def _choice_question(noun: str, matches: Sequence[Match], turn: Turn, action: str, phrase: str) -> Ask:
     shown = list(matches[:MAX_CHOICES])
     buttons = [(m.ref.button_title, f'/choose_record{{"ordinal":"{n}"}}') for n, m in enumerate(shown, start=1)]
-    lines = [f"I found {len(matches)} {noun}s matching “{phrase}”. Which one do you mean?"]
+    exact = matches[0].score >= 100
+    lines = [
+        f"I found {len(matches)} {noun}s matching “{phrase}”. Which one do you mean?"
+        if exact
+        else f"I couldn't find “{phrase}” exactly. Did you mean one of these?"
+    ]
     lines += [f"{n}. {m.ref.button_title}" for n, m in enumerate(shown, start=1)]
     return Ask(
         "\n".join(lines),
@@ -361,7 +367,8 @@ def _decide(uow: UnitOfWork, turn: Turn, kinds: Sequence[str], action: str, name
     best_phrase, best = names[0], []
     for phrase in names:
         matches = find(uow, kinds, phrase)
-        if matches and (not best or matches[0].score > best[0].score):
+        # The best-scoring name wins; on a tie the longer one ("titan spring media" over "media").
+        if matches and (not best or (matches[0].score, len(phrase)) > (best[0].score, len(best_phrase))):
             best_phrase, best = phrase, matches
     if not best:
         raise not_found(kinds, names[0])

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Mapper
 
-from crm_backend.audit import IGNORED_COLUMNS, jsonable
+from crm_backend.audit import IGNORED_COLUMNS
 from crm_backend.errors import Conflict, NotFound, PermissionDenied
 from crm_backend.models.audit import AuditLog
 from crm_backend.models.base import Base, utcnow
@@ -129,7 +129,8 @@ def _load(uow: UnitOfWork, table: str, entity_id: int) -> tuple[Any, records.Res
 
 
 def undo_change(uow: UnitOfWork, change: AssistantChange) -> list[Reverted]:
-    """Revert `change` (newest audit row first) or raise and revert nothing."""
+    """Revert `change` (newest audit row first) or raise and revert nothing. An empty result means
+    the change had nothing to put back (it only recomputed derived data); it is marked done."""
     actor = uow.require_actor()
     if change.user_id != actor.user_id:
         raise NotFound("There is no change of yours to undo.")
@@ -137,7 +138,9 @@ def undo_change(uow: UnitOfWork, change: AssistantChange) -> list[Reverted]:
         select(AuditLog).where(AuditLog.change_set == change.change_set).order_by(AuditLog.id.desc())
     ).all()
     if not any(row.entity_id is not None and row.action != "delete" for row in rows):
-        raise Conflict(f"“{change.summary.removesuffix('.')}” has nothing I can put back (it only recomputed data).")
+        change.undone_at = utcnow()  # nothing to put back (a recomputed score): it no longer stands in the way
+        uow.session.flush()
+        return []
     begin_change(uow)
     reverted: list[Reverted] = []
     for row in rows:
@@ -170,7 +173,7 @@ def undo_change(uow: UnitOfWork, change: AssistantChange) -> list[Reverted]:
             if key in IGNORED_COLUMNS or key not in mapper.columns or not isinstance(pair, list) or len(pair) != 2:
                 continue
             before, after = pair
-            if jsonable(getattr(obj, key)) != after:
+            if getattr(obj, key) != _restore(mapper, key, after):  # 60000 == 60000.00, same instant
                 raise Conflict(
                     f"Someone changed {key.replace('_', ' ')} of that {row.entity_type.rstrip('s')} since, "
                     "so I left everything as it is."

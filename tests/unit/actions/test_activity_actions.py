@@ -16,7 +16,6 @@ from actions.activities import (
     ActionCreateRecurring,
     ActionCreateTask,
     ActionLogActivity,
-    at_text,
     parse_duration,
     parse_recurrence,
     span_text,
@@ -25,6 +24,7 @@ from actions.activities import (
 )
 from actions.confirm import PENDING, ActionConfirm, ActionDeny, ActionUndo
 from actions.parsing import extract_amount_and_when
+from actions.replies import moment
 from crm_backend.models import (
     Account,
     Activity,
@@ -193,11 +193,11 @@ async def test_a_reminder_is_due_in_the_users_zone_and_stored_in_utc(crm: Crm) -
     await chat.say(
         ActionCreateTask(), "remind me to call Acme tomorrow at 10", "create_task", [entity("record", "Acme")]
     )
-    assert chat.text == f"Add the task “Call Acme” on Acme Corporation, due {at_text(due, zone)}, and remind you then?"
+    assert chat.text == f"Add the task “Call Acme” on Acme Corporation, due {moment(due, zone)}, and remind you then?"
     assert count(crm, Activity, subject="Call Acme") == 0 and count(crm, Reminder) == 0
 
     await chat.say(ActionConfirm(), "yes", "affirm")
-    assert chat.text.startswith(f"Added the task “Call Acme” on Acme Corporation, due {at_text(due, zone)}")
+    assert chat.text.startswith(f"Added the task “Call Acme” on Acme Corporation, due {moment(due, zone)}")
     task = one(crm, Activity, subject="Call Acme")
     assert task.type is ActivityType.TASK and task.status is ActivityStatus.NOT_STARTED
     assert task.due_at == due.astimezone(dt.UTC) and task.due_at.hour != 10  # 10:00 New York, not UTC
@@ -219,7 +219,7 @@ async def test_a_reminder_on_a_day_without_a_time_goes_off_at_nine_local(crm: Cr
     due = local(next_weekday(dt.datetime.now(dt.UTC), zone, 4), 9, zone)
     chat = crm.chat("alice")
     await chat.say(ActionCreateTask(), "set a reminder for Friday: send the 50k quote to Raj", "create_task")
-    assert chat.text == f"Add the task “Send the 50k quote to Raj”, due {at_text(due, zone)}, and remind you then?"
+    assert chat.text == f"Add the task “Send the 50k quote to Raj”, due {moment(due, zone)}, and remind you then?"
     await chat.say(ActionConfirm(), "yes", "affirm")
     assert one(crm, Reminder, message="Send the 50k quote to Raj").remind_at == due.astimezone(dt.UTC)
 
@@ -260,7 +260,7 @@ async def test_every_monday_at_9_shows_the_next_three_and_is_written_on_yes(crm:
     mondays = [local(first + dt.timedelta(weeks=n), 9, zone) for n in range(3)]
     chat = crm.chat("alice")
     await chat.say(ActionCreateRecurring(), "every Monday at 9 pipeline review", "create_recurring")
-    expected = "; ".join(at_text(m, zone) for m in mondays)
+    expected = "; ".join(moment(m, zone) for m in mondays)
     assert chat.text == f"Set up “Pipeline review” (task) every Monday at 09:00 — the next ones: {expected}?"
     assert count(crm, RecurringActivity) == 0
 

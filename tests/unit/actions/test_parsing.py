@@ -404,3 +404,11 @@ def test_extract_skips_a_negative_amount() -> None:
     found = extract_amount_and_when("discount of -50k tomorrow", now=NOW, tz=TZ)
     assert (found.money, found.money_span) == (None, None)
     assert found.when is not None
+
+
+def test_a_day_said_after_a_period_wins_over_the_period() -> None:
+    now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    found = parse_when("remind me to review the q4 numbers tomorrow at 9", now=now, tz="UTC")
+    assert found is not None and found.start == datetime(2026, 11, 27, 9, 0, tzinfo=UTC) and found.has_time
+    period = parse_when("what's my forecast for q4", now=now, tz="UTC")
+    assert period is not None and period.end is not None
