@@ -277,12 +277,8 @@ def create_record(
     actor = uow.require_actor()
     if not res.writable or not may_create(res.visibility, actor):
         raise PermissionDenied(f"You may not create {res.name}.")
-    payload = validated(res.create_schema, dict(data) if isinstance(data, Mapping) else data)
-    values = payload.model_dump(exclude_unset=True)
-    if res.prepare:
-        values = res.prepare(uow, values)
+    values = _new_values(uow, res, data)
     if res.owned:
-        values["owner_id"] = values.get("owner_id") or actor.user_id
         _check_owner(uow, actor, values["owner_id"])
     _check_references(uow, res, values)
     if hasattr(res.model, "custom_fields"):
@@ -300,18 +296,23 @@ def create_record(
     return obj
 
 
-def duplicates_of(uow: UnitOfWork, res: Resource, data: BaseModel | Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The existing records `data` would be a twin of (what create_record would refuse), without
-    creating anything: the assistant offers them before asking to create."""
-    actor = uow.require_actor()
-    if res.find_duplicates is None:
-        return []
+def _new_values(uow: UnitOfWork, res: Resource, data: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    """A create payload validated and prepared into column values (the acting user owns it by default)."""
     payload = validated(res.create_schema, dict(data) if isinstance(data, Mapping) else data)
     values = payload.model_dump(exclude_unset=True)
     if res.prepare:
         values = res.prepare(uow, values)
     if res.owned:
-        values["owner_id"] = values.get("owner_id") or actor.user_id
+        values["owner_id"] = values.get("owner_id") or uow.require_actor().user_id
+    return values
+
+
+def duplicates_of(uow: UnitOfWork, res: Resource, data: BaseModel | Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The existing records `data` would be a twin of (what create_record would refuse), without
+    creating anything: the assistant offers them before asking to create."""
+    if res.find_duplicates is None:
+        return []
+    values = _new_values(uow, res, data)
     obj = res.model(**values)
     try:
         if res.before_create:
