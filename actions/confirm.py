@@ -15,6 +15,7 @@ with the same permission checks as the API, so a forged slot can do nothing the 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -31,6 +32,7 @@ from crm_backend.services import undo
 from crm_backend.store import UnitOfWork
 
 PENDING = "pending_write"
+PENDING_TTL_SECONDS = 15 * 60  # a read-back older than this is not applied by a "yes"
 YES_NO = [("Yes", "/affirm"), ("No", "/deny")]
 
 
@@ -43,6 +45,7 @@ class Pending:
     summary: str  # the read-back, a question without its question mark ("Move 'X' to Negotiation")
     buttons: list[tuple[str, str]] = field(default_factory=list)  # extra choices besides Yes/No
     note: str = ""  # said before the read-back when it is asked again ("That slot has just been taken.")
+    at: float = field(default_factory=time.time)  # when it was read back (a late "yes" must not apply it)
 
     def as_slot(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,6 +61,7 @@ class Pending:
             str(value.get("summary") or ""),
             [tuple(b) for b in value.get("buttons") or [] if isinstance(b, list | tuple) and len(b) == 2],
             str(value.get("note") or ""),
+            float(value.get("at") or 0.0),
         )
 
 
@@ -132,6 +136,10 @@ class ActionConfirm(CrmAction):
         pending = Pending.from_slot(turn.slot(PENDING))
         if pending is None:
             return ActionResult([Reply("There's nothing waiting for a yes right now. What would you like to do?")])
+        if time.time() - pending.at > PENDING_TTL_SECONDS:
+            return ActionResult(
+                [Reply("That was a while ago, so I didn't apply it. Tell me again what to change.")], forget()
+            )
         handler = WRITERS.get(pending.kind)
         if handler is None:
             return ActionResult([Reply("I can't apply that change any more; nothing was changed.")], forget())

@@ -165,3 +165,14 @@ async def test_undo_removes_a_new_series_even_after_the_scheduler_laid_out_occur
     with crm.store.unit_of_work() as uow:
         assert uow.session.scalars(select(RecurringActivity)).all() == []
         assert uow.session.scalars(select(Activity).where(Activity.recurring_activity_id.is_not(None))).all() == []
+
+
+async def test_a_late_yes_does_not_apply_an_old_read_back(crm: Crm) -> None:
+    from actions.confirm import PENDING_TTL_SECONDS
+
+    chat = crm.chat("alice")
+    await chat.say(ActionUpdateDeal(), MOVE, "update_deal", NIMBUS)
+    chat.slots[PENDING]["at"] -= PENDING_TTL_SECONDS + 1
+    await chat.say(ActionConfirm(), "yes", "affirm")
+    assert "didn't apply it" in chat.text and chat.slots[PENDING] is None
+    assert deal(crm, "Nimbus Labs - Platform renewal").stage is DealStage.PROPOSAL
