@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from actions import resolve
-from actions.base import OWN_EXTRACTORS, Ask, Turn
+from actions.base import OWN_EXTRACTORS, Ask, Turn, user_zone
 from actions.confirm import Pending, WriteAction, Writer, ask, writer
 from actions.parsing import When, extract_amount_and_when, parse_when
 from actions.replies import ActionResult, Reply, moment
@@ -53,10 +53,6 @@ def span_text(start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> str:
     return f"{moment(start, zone)} – {moment(end, zone)}"
 
 
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
-
-
 def _and(items: Sequence[str]) -> str:
     items = list(items)
     if len(items) <= 1:
@@ -69,14 +65,6 @@ def _sentence_case(text: str) -> str:
     if len(text) > 1 and text[0].islower() and not text[1].isupper():
         return text[0].upper() + text[1:]
     return text
-
-
-def _zone_of(uow: UnitOfWork) -> ZoneInfo:
-    user = uow.session.get(User, uow.require_actor().user_id)
-    try:
-        return ZoneInfo(user.timezone if user and user.timezone else "UTC")
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
 
 
 # --- which records a message links to ------------------------------------------------------------------
@@ -253,7 +241,7 @@ def activity_subject(kind: ActivityType, links: Links) -> str:
 def log_summary(kind: str, links: Links, description: str) -> str:
     """'Log a call on Nimbus Labs with Dana Smith: “she wants a proposal by Friday”'."""
     noun = kind.lower()
-    text = f"Log {_article(noun)} {noun}"
+    text = f"Log {resolve.article(noun)} {noun}"
     if links.place:
         text += f" on {links.place}"
     if links.person:
@@ -324,7 +312,7 @@ class LogActivity(Writer):
         }
         records.create_record(uow, records.resource("activities"), values)
         noun = kind.value.lower()
-        done = f"Logged {_article(noun)} {noun}"
+        done = f"Logged {resolve.article(noun)} {noun}"
         if args.get("place"):
             done += f" on {args['place']}"
         if args.get("person"):
@@ -992,7 +980,7 @@ class BookMeeting(Writer):
 
     def refresh(self, uow: UnitOfWork, args: dict[str, Any]) -> Pending | None:
         """The slot was taken (or has passed): propose the next free one."""
-        zone = _zone_of(uow)
+        zone = user_zone(uow)
         start = max(dt.datetime.fromisoformat(args["start"]), dt.datetime.now(dt.UTC))
         everyone = [uow.require_actor().user_id, *(int(u) for u in args.get("user_ids") or [])]
         slots = free(uow, everyone, int(args["minutes"]), start, start + SLOT_SEARCH, limit=1)

@@ -41,6 +41,15 @@ def identity_of(tracker: Tracker, rt: runtime.ActionRuntime) -> IdentityClaims:
     return verify_identity(rt.secret, metadata.get(IDENTITY_KEY), tracker.sender_id, rt.max_identity_age_seconds)
 
 
+def user_zone(uow: UnitOfWork) -> ZoneInfo:
+    """The acting user's time zone (UTC when unset or unknown)."""
+    user = uow.session.get(User, uow.require_actor().user_id)
+    try:
+        return ZoneInfo(user.timezone if user and user.timezone else "UTC")
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
 class Ask(Exception):
     """Stop the action and send `result` (a question) instead; nothing is written."""
 
@@ -126,12 +135,7 @@ class Turn:
         return {**self.message, "action": action}
 
     def zone(self, uow: UnitOfWork) -> ZoneInfo:
-        """The acting user's time zone (UTC when unset or unknown)."""
-        user = uow.session.get(User, uow.require_actor().user_id)
-        try:
-            return ZoneInfo(user.timezone if user and user.timezone else "UTC")
-        except (KeyError, ValueError):
-            return ZoneInfo("UTC")
+        return user_zone(uow)
 
 
 class CrmAction(Action, ABC):

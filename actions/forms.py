@@ -527,10 +527,10 @@ class QualifyLead(Writer):
 
     def apply(self, uow: UnitOfWork, args: dict[str, Any]) -> str:
         lead = leads.qualify(uow, int(args["lead_id"]), {**args["answers"], "version": int(args["version"])})
-        name = f"{lead.first_name or ''} {lead.last_name}".strip()
+        name = resolve.lead_name(lead)
         return f"Saved the qualification of {name}; the lead is now {lead.status.value}."
 
     def refresh(self, uow: UnitOfWork, args: dict[str, Any]) -> Pending | None:
         lead: Lead = records.get_record(uow, records.resource("leads"), int(args["lead_id"]))
-        name = f"{lead.first_name or ''} {lead.last_name}".strip()
+        name = resolve.lead_name(lead)
         return Pending(self.kind, {**args, "version": lead.version}, f"Save the qualification of {name} anyway")

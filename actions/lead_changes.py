@@ -37,10 +37,6 @@ def _lead(uow: UnitOfWork, lead_id: int) -> Lead:
     return lead
 
 
-def lead_name(lead: Lead) -> str:
-    return f"{lead.first_name or ''} {lead.last_name}".strip()
-
-
 def wants_deal(text: str, record_types: list[str], amount_said: bool) -> bool:
     """'…to a deal', '…with a deal worth 20k', 'and create the opportunity' — not '…without a deal'."""
     if NO_DEAL.search(text):
@@ -93,7 +89,7 @@ def plan_conversion(uow: UnitOfWork, lead: Lead, deal: DealPlan | None) -> Pendi
 
 def conversion_text(lead: Lead, args: dict[str, Any], *, past: bool) -> str:
     """'Convert lead Tom Baker (Fabrikam): create account Fabrikam and contact Tom Baker and a deal …'."""
-    name = lead_name(lead)
+    name = resolve.lead_name(lead)
     convert, create, add = ("Converted", "created", "added") if past else ("Convert", "create", "add")
     head = f"{convert} lead {name}" + (f" ({lead.company})" if lead.company else "")
     if args.get("account_id"):
@@ -113,7 +109,7 @@ def already_converted(uow: UnitOfWork, lead: Lead) -> str:
     when = f" on {day(lead.converted_at.date())}" if lead.converted_at else ""
     account = resolve.load(uow, f"account:{lead.converted_account_id}") if lead.converted_account_id else None
     into = f" into the account {account[0].label}" if account else ""
-    return f"{lead_name(lead)} was already converted{when}{into}; there's nothing left to convert."
+    return f"{resolve.lead_name(lead)} was already converted{when}{into}; there's nothing left to convert."
 
 
 class ActionConvertLead(WriteAction):
@@ -129,13 +125,14 @@ class ActionConvertLead(WriteAction):
             return ActionResult([Reply(already_converted(uow, lead))], found.events)
         if lead.status is LeadStatus.LOST:
             return ActionResult(
-                [Reply(f"{lead_name(lead)} is marked Lost; reopen the lead before converting it.")], found.events
+                [Reply(f"{resolve.lead_name(lead)} is marked Lost; reopen the lead before converting it.")],
+                found.events,
             )
         if not lead.company:
             return ActionResult(
                 [
                     Reply(
-                        f"{lead_name(lead)} has no company, so I don't know which account to create. "
+                        f"{resolve.lead_name(lead)} has no company, so I don't know which account to create. "
                         "Add the company to the lead first, then ask me again."
                     )
                 ],

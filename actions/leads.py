@@ -93,16 +93,12 @@ def lead_filters(text: str, source: str | None, now: datetime, zone: ZoneInfo) -
     return LeadQuery.model_validate(values), said, " ".join(adjectives)
 
 
-def lead_name(lead: Lead) -> str:
-    return f"{lead.first_name or ''} {lead.last_name}".strip()
-
-
 def lead_line(n: int, lead: Lead, zone: ZoneInfo, owner: str | None) -> str:
     company = f" ({lead.company})" if lead.company else ""
     added = day(lead.created_at.astimezone(zone).date()) if lead.created_at else ""
     whose = f", {owner}'s" if owner else ""
     return (
-        f"{n}. {lead_name(lead)}{company}: score {lead.score} ({grade_of(lead.score)}), "
+        f"{n}. {resolve.lead_name(lead)}{company}: score {lead.score} ({grade_of(lead.score)}), "
         f"{lead.status.value}, {lead.source.value}, added {added}{whose}"
     )
 
@@ -217,10 +213,10 @@ class ActionLeadScore(CrmAction):
             lines = [f"{head}; score {score_phrase(row)}.", *why_lines(row, "close as won")]
             return ActionResult([Reply("\n".join(lines))], found.events)
         lead, row = leads.lead_score(uow, found.ref.id)
-        who = f"{lead_name(lead)} ({', '.join(p for p in (lead.company, lead.status.value) if p)})"
+        who = f"{resolve.lead_name(lead)} ({', '.join(p for p in (lead.company, lead.status.value) if p)})"
         if row is None:
             hint = f" Its recorded score is {lead.score}." if lead.score else ""
-            rescore = f"Say “rescore {lead_name(lead)}” to score it now."
+            rescore = f"Say “rescore {resolve.lead_name(lead)}” to score it now."
             return ActionResult([Reply(f"{who} hasn't been scored yet.{hint} {rescore}")], found.events)
         lines = [f"{who} scores {score_phrase(row)}.", *why_lines(row, "convert")]
         return ActionResult([Reply("\n".join(lines))], found.events)

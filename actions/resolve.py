@@ -108,6 +108,11 @@ def _account_names(uow: UnitOfWork, ids: Iterable[int | None]) -> dict[int, str]
     return dict(uow.session.execute(select(Account.id, Account.name).where(Account.id.in_(wanted))).all())
 
 
+def lead_name(lead: Lead) -> str:
+    """'Tom Baker' (a lead's first name is optional)."""
+    return f"{lead.first_name or ''} {lead.last_name}".strip()
+
+
 def describe(uow: UnitOfWork, kind: str, objs: Sequence[Any]) -> list[Ref]:
     """Refs with a human label and a detail that tells same-named records apart."""
     if kind == "account":
@@ -128,7 +133,7 @@ def describe(uow: UnitOfWork, kind: str, objs: Sequence[Any]) -> list[Ref]:
             Ref(
                 kind,
                 lead.id,
-                f"{lead.first_name or ''} {lead.last_name}".strip(),
+                lead_name(lead),
                 ", ".join(p for p in (lead.company, lead.status.value) if p),
             )
             for lead in objs
@@ -290,15 +295,16 @@ def not_found(kinds: Sequence[str], phrase: str) -> Ask:
         for k in creatable[:2]
     ]
     offer = " Shall I create it?" if buttons else ""
-    return Ask(f"I can't find {_article(noun)} {noun} called “{phrase}” that you can see.{offer}", buttons)
+    return Ask(f"I can't find {article(noun)} {noun} called “{phrase}” that you can see.{offer}", buttons)
 
 
 def _payload_safe(text: str) -> str:
     return re.sub(r'["{}\\]', "", text)[:80]
 
 
-def _article(noun: str) -> str:
-    return "an" if noun[:1] in "aeiou" else "a"
+def article(word: str) -> str:
+    """'a' or 'an' before `word` ("an account", "a call")."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def remember(ref: Ref, turn: Turn, action: str, candidates: Sequence[Ref] = ()) -> list[Any]:
