@@ -19,6 +19,7 @@ from crm_backend.models.currencies import Currency
 from crm_backend.models.deals import CLOSED_STAGES, STAGE_PROBABILITY, Deal, DealStage
 from crm_backend.models.territories import Territory
 from crm_backend.models.users import User
+from crm_backend.scoring.engine import stored_score
 from crm_backend.services import records
 from crm_backend.store import Actor, UnitOfWork
 
@@ -262,10 +263,7 @@ def deal_status(uow: UnitOfWork, deal_id: int) -> DealStatus:
 def deal_score(uow: UnitOfWork, deal_id: int) -> tuple[Deal, EntityScore | None]:
     """The deal (NotFound unless visible) and its stored score, None when it was never scored."""
     deal: Deal = records.get_record(uow, records.resource("deals"), deal_id)
-    row = uow.session.scalar(
-        select(EntityScore).where(EntityScore.entity_type == EntityType.DEAL, EntityScore.entity_id == deal.id)
-    )
-    return deal, row
+    return deal, stored_score(uow, EntityType.DEAL, deal.id)
 
 
 class Person(BaseModel):

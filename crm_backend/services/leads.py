@@ -14,6 +14,7 @@ from crm_backend.models.accounts import Account, AccountType
 from crm_backend.models.automation import EntityScore, EntityType
 from crm_backend.models.base import utcnow
 from crm_backend.models.leads import Lead, LeadSource, LeadStatus
+from crm_backend.scoring.engine import stored_score
 from crm_backend.services import records
 from crm_backend.services.matching import dedup_key, normal_company, normal_email, normal_phone, similar_names
 from crm_backend.services.validation import validated
@@ -242,7 +243,4 @@ def find_leads(uow: UnitOfWork, query: LeadQuery, limit: int = 8) -> tuple[list[
 def lead_score(uow: UnitOfWork, lead_id: int) -> tuple[Lead, EntityScore | None]:
     """The lead (NotFound unless visible) and its stored score with explanation, None when never scored."""
     lead: Lead = records.get_record(uow, records.resource("leads"), lead_id)
-    row = uow.session.scalar(
-        select(EntityScore).where(EntityScore.entity_type == EntityType.LEAD, EntityScore.entity_id == lead.id)
-    )
-    return lead, row
+    return lead, stored_score(uow, EntityType.LEAD, lead.id)
