@@ -25,7 +25,11 @@ MASK = "***"
 NOT_AUDITED = {
     "assistant_changes",
     "audit_log",
+    "channel_events",
+    "conversation_turns",
     "conversations",
+    "link_codes",
+    "offered_buttons",
     "entity_scores",
     "macro_runs",
     "notifications",

@@ -26,6 +26,10 @@ class AuthenticationFailed(CrmError):
     """Credentials (an API token, a signed identity) are missing, unknown, expired or revoked."""
 
 
+class VisitorOnly(AuthenticationFailed):
+    """An anonymous visitor (a prospect on the website) asked for something only CRM users may do."""
+
+
 class ValidationFailed(CrmError):
     """Input broke a rule; `fields` maps each bad field to what is wrong with it."""
 

@@ -25,6 +25,7 @@ MODULES: tuple[str, ...] = (
     "crm_backend.forecasting.api",
     "crm_backend.scheduler.api",
     "crm_backend.signals.api",
+    "crm_backend.api.identities",
 )
 
 

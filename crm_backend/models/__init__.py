@@ -34,6 +34,7 @@ from crm_backend.models.automation import (
 from crm_backend.models.base import Base
 from crm_backend.models.campaigns import Campaign, CampaignStatus, CampaignType
 from crm_backend.models.contacts import Contact, ContactFrequency, ContactMethod, ContactRole, ContactType
+from crm_backend.models.channels import ChannelEvent, ConversationTurn, LinkCode, OfferedButton, TeamRoom
 from crm_backend.models.conversations import AssistantChange, Conversation
 from crm_backend.models.currencies import Currency
 from crm_backend.models.deals import CLOSED_STAGES, STAGE_PROBABILITY, Deal, DealStage, DealType
@@ -74,7 +75,12 @@ __all__ = [
     "Campaign",
     "CampaignStatus",
     "CampaignType",
+    "ChannelEvent",
     "ChannelIdentity",
+    "ConversationTurn",
+    "LinkCode",
+    "OfferedButton",
+    "TeamRoom",
     "Contact",
     "ContactFrequency",
     "ContactMethod",

@@ -16,7 +16,10 @@ class Conversation(TimestampMixin, Base):
     __tablename__ = "conversations"
 
     id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The CRM user it belongs to; None for an anonymous website visitor (a prospect).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # An anonymous visitor's server-issued session id (the website widget).
+    visitor_id: Mapped[str | None] = mapped_column(String(64), index=True)
     channel: Mapped[str] = mapped_column(String(20))
     last_message_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # Who the conversation is about or with (a prospect's lead, a customer's contact and account).

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from crm_backend.errors import AuthenticationFailed, NotFound
+from crm_backend.errors import AuthenticationFailed, NotFound, VisitorOnly
 from crm_backend.models.base import utcnow
 from crm_backend.models.users import ApiToken, Role, User
 from crm_backend.store import Actor, UnitOfWork
@@ -102,6 +102,11 @@ def _canonical(claims: dict[str, object]) -> bytes:
     return json.dumps(claims, sort_keys=True, separators=(",", ":")).encode()
 
 
+def _sign(secret: str, claims: dict[str, object]) -> dict[str, object]:
+    sig = hmac.new(secret.encode(), _canonical(claims), hashlib.sha256).hexdigest()
+    return {"claims": claims, "sig": sig}
+
+
 def sign_identity(secret: str, actor: Actor, channel: str, conversation_id: str) -> dict[str, object]:
     """The metadata block the gateway attaches to a message for Rasa and the actions."""
     claims: dict[str, object] = {
@@ -111,27 +116,56 @@ def sign_identity(secret: str, actor: Actor, channel: str, conversation_id: str)
         "conversation_id": conversation_id,
         "iat": round(time.time(), 3),
     }
-    sig = hmac.new(secret.encode(), _canonical(claims), hashlib.sha256).hexdigest()
-    return {"claims": claims, "sig": sig}
+    return _sign(secret, claims)
 
 
-def verify_identity(secret: str, block: object, conversation_id: str, max_age_seconds: float = 600.0) -> IdentityClaims:
-    """Check a signed identity block; raise `AuthenticationFailed` unless it is genuine and fresh."""
+def sign_visitor(secret: str, visitor_id: str, channel: str, conversation_id: str) -> dict[str, object]:
+    """The metadata block for an anonymous website visitor (a prospect): no CRM user behind it."""
+    claims: dict[str, object] = {
+        "visitor": visitor_id,
+        "channel": channel,
+        "conversation_id": conversation_id,
+        "iat": round(time.time(), 3),
+    }
+    return _sign(secret, claims)
+
+
+def _verified_claims(secret: str, block: object, conversation_id: str, max_age_seconds: float) -> dict[str, object]:
     if not isinstance(block, dict) or not isinstance(block.get("claims"), dict):
         raise AuthenticationFailed("The message carries no signed identity.")
-    claims = block["claims"]
+    claims: dict[str, object] = block["claims"]
     expected = hmac.new(secret.encode(), _canonical(claims), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, str(block.get("sig", ""))):
         raise AuthenticationFailed("The identity signature does not match.")
     if claims.get("conversation_id") != conversation_id:
         raise AuthenticationFailed("The identity was signed for another conversation.")
-    issued_at = float(claims.get("iat", 0))
-    if abs(time.time() - issued_at) > max_age_seconds:
+    issued_at = claims.get("iat", 0)
+    if not isinstance(issued_at, int | float) or abs(time.time() - float(issued_at)) > max_age_seconds:
         raise AuthenticationFailed("The signed identity is too old.")
+    return claims
+
+
+def verified_visitor(secret: str, block: object, conversation_id: str, max_age_seconds: float = 600.0) -> str | None:
+    """The visitor id when `block` is a genuine visitor identity, else None (a CRM user, or not genuine)."""
+    try:
+        claims = _verified_claims(secret, block, conversation_id, max_age_seconds)
+    except AuthenticationFailed:
+        return None
+    visitor = claims.get("visitor")
+    return visitor if isinstance(visitor, str) else None
+
+
+def verify_identity(secret: str, block: object, conversation_id: str, max_age_seconds: float = 600.0) -> IdentityClaims:
+    """Check a signed identity block; raise `AuthenticationFailed` unless it is a CRM user's, genuine
+    and fresh (`VisitorOnly` for an anonymous visitor: visitors never read or change CRM records)."""
+    claims = _verified_claims(secret, block, conversation_id, max_age_seconds)
+    if "visitor" in claims:
+        raise VisitorOnly("Visitors cannot use CRM records.")
+    issued_at = float(claims["iat"])  # type: ignore[arg-type]
     try:
         return IdentityClaims(
-            user_id=int(claims["user_id"]),
-            role=Role(claims["role"]),
+            user_id=int(str(claims["user_id"])),
+            role=Role(str(claims["role"])),
             channel=str(claims["channel"]),
             conversation_id=conversation_id,
             issued_at=issued_at,

@@ -1,14 +1,21 @@
-"""Conversations with the assistant: each belongs to one user, on one channel."""
+"""Conversations with the assistant: each belongs to one user (or one anonymous visitor) on one
+channel, with its turns, the buttons it offered, and the platform events already taken."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import secrets
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from crm_backend.errors import NotFound, ValidationFailed
 from crm_backend.models.base import utcnow
+from crm_backend.models.channels import ChannelEvent, ConversationTurn, OfferedButton
 from crm_backend.models.conversations import Conversation
 from crm_backend.store import UnitOfWork
 
@@ -34,3 +41,111 @@ def claim_conversation(uow: UnitOfWork, conversation_id: str | None, channel: st
         existing.last_message_at = utcnow()
     uow.session.flush()
     return conversation_id
+
+
+def claim_visitor_conversation(uow: UnitOfWork, conversation_id: str, visitor_id: str, channel: str) -> str:
+    """The conversation of an anonymous visitor (no CRM user): theirs, a new one, or `NotFound`."""
+    if not CONVERSATION_ID.match(conversation_id):
+        raise ValidationFailed({"conversation_id": "use 1-80 letters, digits, '_', '-', '.' or ':'"})
+    existing = uow.session.scalar(select(Conversation).where(Conversation.id == conversation_id))
+    if existing is None:
+        uow.session.add(Conversation(id=conversation_id, user_id=None, visitor_id=visitor_id, channel=channel))
+    elif existing.visitor_id != visitor_id or existing.user_id is not None or existing.channel != channel:
+        raise NotFound("No such conversation.")
+    else:
+        existing.last_message_at = utcnow()
+    uow.session.flush()
+    return conversation_id
+
+
+def first_time(uow: UnitOfWork, channel: str, event_id: str) -> bool:
+    """True the first time a platform event id is seen (retries of it are then dropped)."""
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(ChannelEvent(channel=channel, event_id=event_id[:200]))
+            uow.session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def forget_events_before(uow: UnitOfWork, before: dt.datetime) -> int:
+    """Drop old event ids (platforms retry for minutes, not days)."""
+    result = uow.session.execute(delete(ChannelEvent).where(ChannelEvent.at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def offer_buttons(uow: UnitOfWork, conversation_id: str, buttons: list[tuple[str, str]]) -> list[str]:
+    """Remember the buttons shown in a conversation and return their opaque keys, in order.
+
+    The new set supersedes every earlier one: only the newest question's buttons can be clicked.
+    """
+    now = utcnow()
+    uow.session.execute(
+        update(OfferedButton)
+        .where(OfferedButton.conversation_id == conversation_id, OfferedButton.superseded_at.is_(None))
+        .values(superseded_at=now)
+    )
+    keys = []
+    for title, payload in buttons:
+        key = secrets.token_urlsafe(12)
+        uow.session.add(
+            OfferedButton(
+                conversation_id=conversation_id, key=key, title=title[:200], payload=payload[:1000], offered_at=now
+            )
+        )
+        keys.append(key)
+    uow.session.flush()
+    return keys
+
+
+@dataclass(frozen=True)
+class Clicked:
+    title: str
+    payload: str
+
+
+def clicked_button(uow: UnitOfWork, conversation_id: str, key: str, max_age: dt.timedelta) -> Clicked | None:
+    """The button `key` stands for, if it is in this conversation's newest set, not used and not too old."""
+    row = uow.session.scalar(
+        select(OfferedButton).where(OfferedButton.key == key, OfferedButton.conversation_id == conversation_id)
+    )
+    if row is None or row.superseded_at is not None or row.offered_at < utcnow() - max_age:
+        return None
+    # A click uses up its whole set: a second click on the same "Yes" is refused, not confirmed twice.
+    uow.session.execute(
+        update(OfferedButton)
+        .where(OfferedButton.conversation_id == conversation_id, OfferedButton.superseded_at.is_(None))
+        .values(superseded_at=utcnow())
+    )
+    return Clicked(row.title, row.payload)
+
+
+def has_bot_turn(uow: UnitOfWork, conversation_id: str) -> bool:
+    """Whether the assistant has answered in this conversation yet."""
+    found = uow.session.scalar(
+        select(ConversationTurn.id)
+        .where(ConversationTurn.conversation_id == conversation_id, ConversationTurn.speaker == "bot")
+        .limit(1)
+    )
+    return found is not None
+
+
+def record_turn(
+    uow: UnitOfWork, conversation_id: str, speaker: str, text: str, data: dict[str, Any] | None = None
+) -> None:
+    uow.session.add(ConversationTurn(conversation_id=conversation_id, speaker=speaker, text=text, data=data or {}))
+
+
+def recent_turns(uow: UnitOfWork, conversation_id: str, limit: int = 50) -> list[ConversationTurn]:
+    """The last `limit` turns, oldest first."""
+    rows = list(
+        uow.session.scalars(
+            select(ConversationTurn)
+            .where(ConversationTurn.conversation_id == conversation_id)
+            .order_by(ConversationTurn.id.desc())
+            .limit(limit)
+        )
+    )
+    rows.reverse()
+    return rows
