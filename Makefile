@@ -15,9 +15,9 @@ run: setup  ## set up, train if needed, migrate + seed, start Rasa, actions and 
 train: setup  ## train the Rasa model if config.yml, domain.yml or nlu_data/ changed
 	@$(CLI) train
 
-lint: setup  ## ruff over the code, mypy --strict over crm_backend
-	$(VENV)/bin/ruff check assistant actions crm_backend channels voice tests
-	$(VENV)/bin/ruff format --check assistant actions crm_backend channels voice tests
+lint: setup  ## ruff over the code, mypy --strict over crm_backend, channels and the gateway
+	$(VENV)/bin/ruff check assistant actions crm_backend channels voice tests bench
+	$(VENV)/bin/ruff format --check assistant actions crm_backend channels voice tests bench
 	$(VENV)/bin/mypy
 
 test: setup lint  ## the whole suite: lint, unit, integration, Rasa data validation, end to end

@@ -16,10 +16,15 @@ from crm_backend.errors import (
     NotFound,
     PermissionDenied,
     ValidationFailed,
+    VisitorOnly,
 )
 
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 
+VISITOR_ONLY = (
+    "I can't look up or change CRM records in this chat. I can tell you what I can do "
+    '(say "help"), and our team is happy to talk to you.'
+)
 NOT_SIGNED_IN = (
     "I can't tell who you are, so I can't show CRM data here. "
     "Please talk to me through the CRM assistant API or a linked channel."
@@ -43,6 +48,8 @@ class ActionResult:
 
 def sentence_for(error: CrmError) -> str:
     """The one place a domain error becomes words for the user."""
+    if isinstance(error, VisitorOnly):
+        return VISITOR_ONLY
     if isinstance(error, AuthenticationFailed):
         return NOT_SIGNED_IN
     if isinstance(error, NotFound):

@@ -181,6 +181,45 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_link(settings: Settings, args: argparse.Namespace) -> int:
+    """A one-time code that links the user's Slack or Telegram account (or lists/unlinks them)."""
+    import datetime as dt
+
+    from crm_backend.errors import CrmError
+    from crm_backend.services import identities, users
+    from crm_backend.services.auth import actor_for
+
+    store = open_store(settings)
+    try:
+        with store.unit_of_work(channel="cli") as uow:
+            uow.actor = actor_for(users.get_user_by_username(uow, args.username))
+            if args.unlink is not None:
+                removed = identities.unlink(uow, args.unlink)
+                print(f"unlinked {removed.channel} account {removed.external_id} from {args.username}")
+                return 0
+            if args.list:
+                for ident in identities.my_identities(uow):
+                    where = f" in {ident.workspace_id}" if ident.workspace_id else ""
+                    print(
+                        f"{ident.id}\t{ident.channel}\t{ident.external_id}{where}"
+                        f"\tlinked {ident.linked_at:%Y-%m-%d %H:%M}"
+                    )
+                return 0
+            issued = identities.issue_link_code(uow, dt.timedelta(minutes=settings.link_code_minutes))
+    except CrmError as exc:
+        print(f"link: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        store.dispose()
+    print(issued.code)
+    print(
+        f"Send it to the CRM assistant within {settings.link_code_minutes} minutes: as a Slack direct message, "
+        f"or /start {issued.code} to the Telegram bot. It works once.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     """Stream a CSV/JSON file into the CRM as a user; all-or-nothing unless --partial."""
     from crm_backend import transfer
@@ -351,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("token", help="issue an API token for a user")
     p.add_argument("username")
     p.add_argument("--name", default="cli", help="a label for the token (default: cli)")
+    p = sub.add_parser("link", help="a one-time code that links a user's Slack or Telegram account")
+    p.add_argument("username")
+    p.add_argument("--list", action="store_true", help="list the user's linked chat accounts instead")
+    p.add_argument("--unlink", type=int, metavar="ID", help="unlink the chat account with this id (see --list)")
     sub.add_parser("api", help="run the assistant gateway only")
     sub.add_parser("actions", help="run the action server only")
     p = sub.add_parser("import", help="import leads, accounts, contacts, deals or activities from CSV/JSON")
@@ -419,6 +462,7 @@ COMMANDS: dict[str, Handler] = {
     "migrate": cmd_migrate,
     "seed-demo": cmd_seed_demo,
     "token": cmd_token,
+    "link": cmd_link,
     "api": cmd_api,
     "actions": cmd_actions,
     "bench": cmd_bench,

@@ -507,18 +507,13 @@ def buttons_of(replies: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [b for r in replies for b in (r.get("buttons") or []) if isinstance(b, Mapping)]
 
 
-def tapped_payload(tap: int | str, replies: Sequence[Mapping[str, Any]]) -> str | None:
-    """The payload of the button `tap` names (its number from 1, or words of its title)."""
+def tapped_button(tap: int | str, replies: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The button `tap` names (its number from 1, or words of its title): a click sends its `key`."""
     buttons = buttons_of(replies)
     if isinstance(tap, int):
-        if not 0 < tap <= len(buttons):
-            return None
-        return str(buttons[tap - 1].get("payload") or "") or None
+        return buttons[tap - 1] if 0 < tap <= len(buttons) else None
     wanted = normalise(tap)
-    for button in buttons:
-        if wanted in normalise(str(button.get("title") or "")):
-            return str(button.get("payload") or "") or None
-    return None
+    return next((b for b in buttons if wanted in normalise(str(b.get("title") or ""))), None)
 
 
 # --- the database ----------------------------------------------------------------------------------------
@@ -864,8 +859,10 @@ class Gateway:
         self.http, self.url, self.tokens = http, url.rstrip("/") + "/api/v1/assistant/messages", tokens
         self.timeout = aiohttp.ClientTimeout(total=timeout)
 
-    async def send(self, user: str, text: str, cid: str) -> tuple[int | None, list[dict[str, Any]], float, str | None]:
-        """(HTTP status, replies, seconds, error)."""
+    async def send(
+        self, user: str, text: str, cid: str, button: str | None = None
+    ) -> tuple[int | None, list[dict[str, Any]], float, str | None]:
+        """(HTTP status, replies, seconds, error); with `button`, a click on that button instead of `text`."""
         token = self.tokens.get(user)
         if token is None:
             return None, [], 0.0, f"no API token for {user}"
@@ -873,7 +870,7 @@ class Gateway:
         try:
             async with self.http.post(
                 self.url,
-                json={"text": text, "conversation_id": cid},
+                json={"button": button, "conversation_id": cid} if button else {"text": text, "conversation_id": cid},
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=self.timeout,
             ) as resp:
@@ -921,15 +918,20 @@ class Player:
             where = f"{section} {n}"
             kind = turn.kind or ("write" if section == "cleanup turn" else conversation.kind)
             text = turn.say
+            button: str | None = None
             if turn.tap is not None:
-                text = tapped_payload(turn.tap, previous)
-                if text is None:
+                tapped = tapped_button(turn.tap, previous)
+                if tapped is None or not tapped.get("key"):
                     result.fail(Failure(where, "tap", f"no button {turn.tap!r} in the previous reply"))
                     result.transcript.append(TurnRecord(section, f"[tap {turn.tap}]", [], None, kind))
                     continue
+                button = str(tapped["key"])
+                text = f"[tap {tapped.get('title')}] {tapped.get('payload', '')}"
             if text is None:  # validation makes every turn say or tap
                 continue
-            status, replies, seconds, error = await self.gateway.send(conversation.user, text, result.conversation_id)
+            status, replies, seconds, error = await self.gateway.send(
+                conversation.user, text, result.conversation_id, button
+            )
             record = TurnRecord(section, text, replies, round(seconds * 1000, 1), kind, status, error)
             result.transcript.append(record)
             if error:

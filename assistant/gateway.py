@@ -20,20 +20,21 @@ import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.rasa_client import ActionServerClient, RasaClient, UpstreamUnavailable
+from assistant.dialogue import DELIVERY, DIALOGUE, ConversationRefused, Dialogue, DialogueUnavailable
+from assistant.messages import Inbound, Reply, Sender
+from assistant.rasa_client import ActionServerClient, RasaClient
 from assistant.settings import Settings, open_store
+from channels import web as widget
 from crm_backend.api.app import build_app
-from crm_backend.api.http import STORE, ApiError, authenticate, in_unit_of_work, json_response, read_json
-from crm_backend.errors import NotFound, ValidationFailed
+from crm_backend.api.http import STORE, ApiError, authenticate, json_response, read_json
+from crm_backend.errors import ValidationFailed
+from crm_backend.scheduler.delivery import default_registry
 from crm_backend.scheduler.runner import Scheduler, SchedulerConfig
-from crm_backend.services.auth import IDENTITY_KEY, sign_identity
-from crm_backend.services.conversations import claim_conversation
 from crm_backend.services.validation import validated
 from crm_backend.store import Store
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "api"
 MAX_MESSAGE_BODY_BYTES = 64 * 1024
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -46,7 +47,10 @@ SCHEDULER = web.AppKey("scheduler", Scheduler)
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1)
+    text: str | None = Field(default=None, min_length=1)
+    # The `key` of a button from an earlier reply in this conversation (a click); a payload typed as
+    # `text` ("/affirm") is plain text, never a button.
+    button: str | None = Field(default=None, min_length=1, max_length=64)
     conversation_id: str | None = Field(default=None, max_length=80)
 
 
@@ -61,68 +65,52 @@ async def read_message(request: web.Request, max_chars: int) -> MessageIn:
         message = validated(MessageIn, body)
     except ValidationFailed as exc:
         raise ApiError(400, "invalid_body", "Some fields are missing or not valid.", fields=exc.fields) from exc
-    if not message.text.strip():
+    if (message.text is None) == (message.button is None):
+        raise ApiError(
+            400, "invalid_body", 'Send either "text" or "button".', fields={"text": "give text or a button key"}
+        )
+    if message.text is not None and not message.text.strip():
         raise ApiError(400, "invalid_body", "The message text is empty.", fields={"text": "must not be blank"})
     return message
 
 
-def as_replies(bot_messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rasa's REST output as the gateway's reply type: text plus optional buttons/image."""
-    replies: list[dict[str, Any]] = []
-    for m in bot_messages:
-        reply: dict[str, Any] = {
-            "text": m.get("text") or "",
-            "buttons": [
-                {"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))}
-                for b in m.get("buttons") or []
-                if isinstance(b, dict)
-            ],
-        }
-        if m.get("image"):
-            reply["image"] = m["image"]
-        if reply["text"] or reply["buttons"] or "image" in reply:
-            replies.append(reply)
-    return replies
+def reply_json(reply: Reply) -> dict[str, Any]:
+    """The REST API's reply item: text, buttons (click one by sending its `key` as "button"), image."""
+    item: dict[str, Any] = {
+        "text": reply.text,
+        "buttons": [{"title": b.title, "key": b.key, "payload": b.payload} for b in reply.buttons],
+    }
+    if reply.image:
+        item["image"] = reply.image
+    return item
 
 
 async def post_message(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     actor = await authenticate(request)
     message = await read_message(request, settings.max_message_chars)
+    inbound = Inbound(
+        sender=Sender("api", str(actor.user_id)),
+        thread=message.conversation_id or "",
+        text=message.text,
+        button=message.button,
+    )
     try:
-        conversation_id = await in_unit_of_work(
-            request.app[STORE], actor, lambda uow: claim_conversation(uow, message.conversation_id, CHANNEL)
-        )
-    except NotFound as exc:
-        raise ApiError(404, "conversation_not_found", exc.message) from exc
-    except ValidationFailed as exc:
-        raise ApiError(400, "invalid_body", exc.message, fields=exc.fields) from exc
-    metadata = {IDENTITY_KEY: sign_identity(settings.secret(), actor, CHANNEL, conversation_id)}
-    try:
-        bot_messages = await request.app[RASA].send_message(conversation_id, message.text, metadata)
-    except UpstreamUnavailable as exc:
-        log.warning("rasa unavailable: %s", exc.reason)
-        raise ApiError(
-            503,
-            "assistant_unavailable",
-            "The assistant's dialogue engine is not available right now. Please try again shortly.",
-        ) from exc
-    replies = as_replies(bot_messages)
-    if not replies:
-        # Rasa swallows a failed custom action and answers nothing: tell the user why.
-        actions_health = await request.app[ACTIONS].health()
-        if not actions_health.ok:
-            log.warning("action server unavailable: %s", actions_health.detail)
-            raise ApiError(
-                503,
-                "actions_unavailable",
-                "The assistant can't reach the CRM right now (its action server is down). Please try again shortly.",
-            )
-        log.warning("rasa answered nothing to a turn in %s", conversation_id)
-        raise ApiError(
-            503, "assistant_unavailable", "The assistant could not answer that right now. Please try again shortly."
-        )
-    return json_response({"conversation_id": conversation_id, "replies": replies})
+        outcome = await request.app[DIALOGUE].handle(inbound, actor=actor)
+    except ConversationRefused as exc:
+        if isinstance(exc.error, ValidationFailed):
+            raise ApiError(400, "invalid_body", exc.error.message, fields=exc.error.fields) from exc
+        raise ApiError(404, "conversation_not_found", "No such conversation.") from exc
+    except DialogueUnavailable as exc:
+        raise ApiError(503, exc.code, exc.message) from exc
+    if outcome.status == "stale_button":
+        raise ApiError(409, "stale_button", outcome.replies[0].text)
+    return json_response(
+        {
+            "conversation_id": outcome.conversation_id or message.conversation_id,
+            "replies": [reply_json(r) for r in outcome.replies],
+        }
+    )
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -143,7 +131,19 @@ async def readyz(request: web.Request) -> web.Response:
     components = {"rasa": rasa.as_dict(), "action_server": actions.as_dict(), "database": db}
     ready = all(c["ok"] for c in components.values())
     scheduler = request.app.get(SCHEDULER)
-    details = {"scheduler": scheduler.state() if scheduler is not None else {"running": False, "enabled": False}}
+    settings = request.app[SETTINGS]
+    details = {
+        "scheduler": scheduler.state() if scheduler is not None else {"running": False, "enabled": False},
+        "channels": {
+            "api": True,
+            "web": True,
+            "slack": ("socket_mode" if settings.slack_socket_mode else "events_api")
+            if settings.slack_enabled
+            else False,
+            "telegram": settings.telegram_mode if settings.telegram_enabled else False,
+            "notifications": sorted(request.app[DELIVERY].channels()),
+        },
+    }
     return json_response(
         {"status": "ready" if ready else "not_ready", "components": components, "details": details},
         status=200 if ready else 503,
@@ -158,9 +158,11 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
 
 
 def create_app(settings: Settings, store: Store) -> web.Application:
-    """The CRM REST API plus the assistant's message route, health and readiness."""
+    """The CRM REST API, the assistant's message route, the channels (website widget always; Slack and
+    Telegram when their credentials are set), health and readiness."""
     app = build_app(store)
     app[SETTINGS] = settings
+    app[DELIVERY] = default_registry()
 
     async def clients(app: web.Application) -> Any:
         http = aiohttp.ClientSession()
@@ -173,19 +175,29 @@ def create_app(settings: Settings, store: Store) -> web.Application:
             settings.health_timeout_seconds,
         )
         app[ACTIONS] = ActionServerClient(http, settings.action_server_url, settings.health_timeout_seconds)
+        app[DIALOGUE] = Dialogue(settings, store, app[RASA], app[ACTIONS])
         yield
         await http.close()
         store.dispose()
 
     async def scheduler(app: web.Application) -> Any:
-        """Runs after `clients` is set up and stops before it closes the store."""
-        runner = Scheduler(store, scheduler_config(settings))
+        """Runs after `clients` and the channels are set up and stops before the store closes."""
+        runner = Scheduler(store, scheduler_config(settings), app[DELIVERY])
         app[SCHEDULER] = runner
         await runner.start()
         yield
         await runner.stop()
 
     app.cleanup_ctx.append(clients)
+    widget.mount(app, settings)
+    if settings.slack_enabled:
+        from channels import slack  # imported only when switched on: slack-bolt is a large import
+
+        slack.mount(app, settings)
+    if settings.telegram_enabled:
+        from channels import telegram
+
+        telegram.mount(app, settings)
     if settings.scheduler_enabled:
         app.cleanup_ctx.append(scheduler)
     app.router.add_get("/healthz", healthz)

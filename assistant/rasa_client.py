@@ -54,6 +54,18 @@ class RasaClient:
             raise UpstreamUnavailable("rasa", "unexpected reply from the dialogue engine")
         return [m for m in data if isinstance(m, dict)]
 
+    async def set_slot(self, sender: str, name: str, value: Any) -> None:
+        """Set a slot on a conversation's tracker (Rasa's tracker events API)."""
+        event = {"event": "slot", "name": name, "value": value}
+        await self._request(
+            "POST",
+            f"/conversations/{sender}/tracker/events",
+            json=event,
+            timeout=self._timeout,
+            auth=True,
+            params_extra={"include_events": "NONE"},
+        )
+
     async def parse(self, text: str) -> dict[str, Any]:
         data = await self._request("POST", "/model/parse", json={"text": text}, timeout=self._timeout, auth=True)
         if not isinstance(data, dict):
@@ -71,9 +83,16 @@ class RasaClient:
         return ComponentHealth("rasa", True, f"model {model}")
 
     async def _request(
-        self, method: str, path: str, *, timeout: aiohttp.ClientTimeout, auth: bool = False, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout: aiohttp.ClientTimeout,
+        auth: bool = False,
+        params_extra: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> Any:
-        params = {"token": self._token} if auth else None
+        params = {**({"token": self._token} if auth else {}), **(params_extra or {})} or None
         try:
             async with self._session.request(
                 method, self._base + path, params=params, timeout=timeout, **kwargs

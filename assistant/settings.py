@@ -55,6 +55,37 @@ class Settings(BaseSettings):
     scheduler_interval_seconds: float = Field(default=5.0, alias="SCHEDULER_INTERVAL_SECONDS", gt=0, le=3600)
     recurrence_horizon_days: int = Field(default=30, alias="RECURRENCE_HORIZON_DAYS", ge=1, le=366)
 
+    # Channels (each is off until its credentials are set). The API URLs are settings so that tests
+    # point the official clients at local fake servers; every platform call times out.
+    channel_timeout_seconds: float = Field(default=10.0, alias="CHANNEL_TIMEOUT_SECONDS", gt=0, le=120)
+    link_code_minutes: int = Field(default=15, alias="LINK_CODE_MINUTES", ge=1, le=24 * 60)
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")  # Socket Mode
+    slack_socket_mode: bool = Field(default=False, alias="SLACK_SOCKET_MODE")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    telegram_bot_token: SecretStr | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_webhook_secret: SecretStr | None = Field(default=None, alias="TELEGRAM_WEBHOOK_SECRET")
+    telegram_mode: str = Field(default="webhook", alias="TELEGRAM_MODE", pattern="^(webhook|polling)$")
+    telegram_api_url: str = Field(default="https://api.telegram.org/bot", alias="TELEGRAM_API_URL")
+    # The website widget: origins allowed to embed it ("" = only pages the gateway serves itself),
+    # and a per-session message limit.
+    widget_allowed_origins: str = Field(default="", alias="WIDGET_ALLOWED_ORIGINS")
+    widget_messages_per_minute: int = Field(default=20, alias="WIDGET_MESSAGES_PER_MINUTE", ge=1, le=600)
+    widget_cookie_secure: bool = Field(default=False, alias="WIDGET_COOKIE_SECURE")
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.telegram_bot_token is not None
+
+    @property
+    def widget_origins(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.widget_allowed_origins.split(",") if o.strip())
+
     @property
     def scoring_models_dir(self) -> Path:
         """The trained lead/deal scoring models (`crm-assistant train-scoring` writes them)."""
@@ -134,12 +165,30 @@ class Settings(BaseSettings):
             "SCHEDULER_ENABLED": str(self.scheduler_enabled).lower(),
             "SCHEDULER_INTERVAL_SECONDS": str(self.scheduler_interval_seconds),
             "RECURRENCE_HORIZON_DAYS": str(self.recurrence_horizon_days),
+            "CHANNEL_TIMEOUT_SECONDS": str(self.channel_timeout_seconds),
+            "LINK_CODE_MINUTES": str(self.link_code_minutes),
+            "SLACK_SOCKET_MODE": str(self.slack_socket_mode).lower(),
+            "SLACK_API_URL": self.slack_api_url,
+            "TELEGRAM_MODE": self.telegram_mode,
+            "TELEGRAM_API_URL": self.telegram_api_url,
+            "WIDGET_ALLOWED_ORIGINS": self.widget_allowed_origins,
+            "WIDGET_MESSAGES_PER_MINUTE": str(self.widget_messages_per_minute),
+            "WIDGET_COOKIE_SECURE": str(self.widget_cookie_secure).lower(),
             # Used by endpoints.yml (Rasa substitutes ${...} when it reads the file).
             "ACTION_ENDPOINT_URL": f"{self.action_server_url}/webhook",
             # Nothing in the product calls the internet.
             "RASA_TELEMETRY_ENABLED": "false",
             "SANIC_HOST": self.bind_host,
         }
+        for name, secret in (
+            ("SLACK_BOT_TOKEN", self.slack_bot_token),
+            ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+            ("SLACK_APP_TOKEN", self.slack_app_token),
+            ("TELEGRAM_BOT_TOKEN", self.telegram_bot_token),
+            ("TELEGRAM_WEBHOOK_SECRET", self.telegram_webhook_secret),
+        ):
+            if secret is not None:
+                env[name] = secret.get_secret_value()
         return env
 
 

@@ -1,6 +1,11 @@
-"""Channel adapters (Slack, Telegram, the website widget) over the assistant gateway.
+"""Channel adapters over the assistant gateway: Slack (`slack`), Telegram (`telegram`) and the
+website chat widget (`web`).
 
-Each platform becomes one module here that turns platform events into gateway messages and
-gateway replies into platform calls. Today the gateway's HTTP API (`POST /api/v1/assistant/messages`)
-is the only channel; see README.md.
+Each module turns its platform's events into `assistant.messages.Inbound`, hands them to
+`assistant.dialogue.Dialogue.handle`, renders the replies the platform's way, and delivers
+notifications through a `Deliverer`. `mount(app, settings)` adds a channel to the gateway app.
 """
+
+
+class ChannelMisconfigured(Exception):
+    """A channel is switched on without what it needs to run safely (a signing secret, a webhook secret)."""

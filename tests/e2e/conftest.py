@@ -1,5 +1,6 @@
 """The real product for end-to-end tests: action server, Rasa server (trained model) and gateway
-as subprocesses on free localhost ports, over a fresh SQLite database with the demo data.
+as subprocesses on free localhost ports, over a fresh SQLite database with the demo data, with the
+Slack and Telegram channels switched on and pointed at local fake platform servers.
 
 Started once per test session (Rasa takes ~25 s to load) and shared by every e2e test.
 The model is the one `crm-assistant train` keeps in models/ (trained here if missing).
@@ -7,6 +8,7 @@ The model is the one `crm-assistant train` keeps in models/ (trained here if mis
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,12 @@ from assistant.cli import ensure_demo_data
 from assistant.settings import Settings
 from assistant.stack import Stack, free_port
 from assistant.training import ensure_model
+from tests.fakes.server import FakeServer
+from tests.fakes.slack_api import slack_routes
+from tests.fakes.telegram_api import telegram_routes
+
+SLACK_SIGNING_SECRET = "e2e-slack-signing-secret"
+TELEGRAM_WEBHOOK_SECRET = "e2e-telegram-secret"
 
 
 @dataclass
@@ -26,6 +34,8 @@ class Running:
     settings: Settings
     stack: Stack
     tokens: dict[str, str]
+    slack: FakeServer
+    telegram: FakeServer
 
     @property
     def messages_url(self) -> str:
@@ -34,8 +44,24 @@ class Running:
     def headers(self, username: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[username]}"}
 
-    async def say(self, username: str, text: str, conversation_id: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"text": text}
+    def link_code(self, username: str) -> str:
+        """A one-time code that links a chat account to `username` (through the REST API)."""
+        import urllib.request
+
+        request = urllib.request.Request(  # noqa: S310 - our own gateway on 127.0.0.1
+            f"{self.settings.gateway_url}/api/v1/me/link-codes",
+            data=b"{}",
+            method="POST",
+            headers={**self.headers(username), "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
+            return str(json.loads(resp.read())["code"])
+
+    async def say(
+        self, username: str, text: str | None = None, conversation_id: str | None = None, *, button: str | None = None
+    ) -> dict[str, Any]:
+        """One turn through the REST channel: `text`, or a click on the button whose `key` is `button`."""
+        body: dict[str, Any] = {"text": text} if button is None else {"button": button}
         if conversation_id:
             body["conversation_id"] = conversation_id
         async with (
@@ -50,9 +76,32 @@ class Running:
 
 
 @pytest.fixture(scope="session")
-def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def fake_slack() -> Iterator[FakeServer]:
+    server = FakeServer(slack_routes).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_telegram() -> Iterator[FakeServer]:
+    server = FakeServer(telegram_routes).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def e2e_settings(
+    tmp_path_factory: pytest.TempPathFactory, fake_slack: FakeServer, fake_telegram: FakeServer
+) -> Settings:
     var_dir: Path = tmp_path_factory.mktemp("e2e-var")
     return Settings(
+        SLACK_API_URL=f"{fake_slack.url}/api/",
+        SLACK_BOT_TOKEN="xoxb-e2e",
+        SLACK_SIGNING_SECRET=SLACK_SIGNING_SECRET,
+        TELEGRAM_API_URL=f"{fake_telegram.url}/bot",
+        TELEGRAM_BOT_TOKEN="123456:e2e",
+        TELEGRAM_WEBHOOK_SECRET=TELEGRAM_WEBHOOK_SECRET,
+        TELEGRAM_MODE="webhook",
         CRM_VAR_DIR=var_dir,
         DATABASE_URL=f"sqlite:///{var_dir / 'crm.sqlite3'}",
         RASA_PORT=free_port(),
@@ -63,12 +112,12 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def running(e2e_settings: Settings) -> Iterator[Running]:
+def running(e2e_settings: Settings, fake_slack: FakeServer, fake_telegram: FakeServer) -> Iterator[Running]:
     model, _ = ensure_model(e2e_settings)
     tokens = ensure_demo_data(e2e_settings)
     stack = Stack(e2e_settings, model)
     stack.start()
     try:
-        yield Running(e2e_settings, stack, tokens)
+        yield Running(e2e_settings, stack, tokens, fake_slack, fake_telegram)
     finally:
         stack.stop()

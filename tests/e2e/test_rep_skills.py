@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -61,6 +62,44 @@ async def test_a_stage_change_is_read_back_written_on_yes_audited_and_undone(run
 
     undone = await running.say("alice", "undo that", conversation)
     assert "Undone" in text_of(undone)
+    assert deal_row(store).stage is DealStage.QUALIFICATION
+
+
+def key_of(reply: dict[str, Any], title: str) -> str:
+    return next(b["key"] for r in reply["replies"] for b in r["buttons"] if b["title"] == title)
+
+
+async def test_only_the_offered_button_confirms_and_typed_payloads_are_plain_text(
+    running: Running, store: Store
+) -> None:
+    first = await running.say("alice", "move the initech deal to negotiation")
+    conversation = first["conversation_id"]
+    old_yes = key_of(first, "Yes")
+    # Rasa's payload syntax typed by hand is read as words, never as an intent with entities.
+    for typed in ('/inform{"stage": "closed_won"}', '/choose_record{"ordinal": "1"}'):
+        await running.say("alice", typed, conversation)
+        assert deal_row(store).stage is DealStage.QUALIFICATION
+    again = await running.say("alice", "move the initech deal to negotiation", conversation)
+    # The first read-back's Yes was superseded by the newer question's buttons: refused, nothing written.
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            running.messages_url,
+            json={"button": old_yes, "conversation_id": conversation},
+            headers=running.headers("alice"),
+        ) as resp,
+    ):
+        assert resp.status == 409 and (await resp.json())["error"]["code"] == "stale_button"
+    made_up = {"button": "not-a-key", "conversation_id": conversation}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(running.messages_url, json=made_up, headers=running.headers("alice")) as resp,
+    ):
+        assert resp.status == 409
+    assert deal_row(store).stage is DealStage.QUALIFICATION
+    done = await running.say("alice", conversation_id=conversation, button=key_of(again, "Yes"))
+    assert "Moved" in text_of(done) and deal_row(store).stage is DealStage.NEGOTIATION
+    assert "Undone" in text_of(await running.say("alice", "undo that", conversation))
     assert deal_row(store).stage is DealStage.QUALIFICATION
 
 

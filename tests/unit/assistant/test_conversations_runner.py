@@ -31,7 +31,7 @@ from assistant.conversations import (
     reply_problems,
     skill_counts,
     summary_text,
-    tapped_payload,
+    tapped_button,
     unique_number,
     word_for,
 )
@@ -256,18 +256,21 @@ def test_reply_checks_ignore_case_and_typographic_quotes() -> None:
     assert "300,000" in dict(reply_problems(bad, replies))["expect_all"]
 
 
-def test_a_tap_sends_the_payload_of_the_button_named_or_numbered() -> None:
+def test_a_tap_clicks_the_button_named_or_numbered() -> None:
     replies = [
         {
             "text": "Which one?",
-            "buttons": [{"title": "Media", "payload": "/p1"}, {"title": "Textiles", "payload": "/p2"}],
+            "buttons": [
+                {"title": "Media", "key": "k1", "payload": "/p1"},
+                {"title": "Textiles", "key": "k2", "payload": "/p2"},
+            ],
         }
     ]
-    assert tapped_payload(2, replies) == "/p2"
-    assert tapped_payload("textiles", replies) == "/p2"
-    assert tapped_payload(3, replies) is None
-    assert tapped_payload("Energy", replies) is None
-    assert tapped_payload(1, []) is None
+    assert (tapped_button(2, replies) or {}).get("key") == "k2"
+    assert (tapped_button("textiles", replies) or {}).get("key") == "k2"
+    assert tapped_button(3, replies) is None
+    assert tapped_button("Energy", replies) is None
+    assert tapped_button(1, []) is None
 
 
 # --- database checks --------------------------------------------------------------------------------------
@@ -435,14 +438,14 @@ async def test_a_run_plays_each_conversation_through_the_gateway_and_checks_it(
 
     async def messages(request: web.Request) -> web.Response:
         body = await request.json()
-        text, cid = body["text"], body["conversation_id"]
+        text, cid = body.get("text") or {"k1": "/r1", "k2": "/r2"}[body["button"]], body["conversation_id"]
         seen.append((request.headers["Authorization"], text, cid))
         if text == "slow":
             await asyncio.sleep(2)
         if text == "tell me about crimson pine":
             buttons = [
-                {"title": "Crimson Pine Retail", "payload": "/r1"},
-                {"title": "Crimson Pine Systems", "payload": "/r2"},
+                {"title": "Crimson Pine Retail", "key": "k1", "payload": "/r1"},
+                {"title": "Crimson Pine Systems", "key": "k2", "payload": "/r2"},
             ]
             return web.json_response({"conversation_id": cid, "replies": [{"text": "Which one?", "buttons": buttons}]})
         replies = {
@@ -482,7 +485,12 @@ async def test_a_run_plays_each_conversation_through_the_gateway_and_checks_it(
 
     picked, leaky, slow, tapless = outcome.results
     assert picked.passed, picked.failures
-    assert [t.said for t in picked.transcript] == ["tell me about crimson pine", "/r2", "yes", "undo that"]
+    assert [t.said for t in picked.transcript] == [
+        "tell me about crimson pine",
+        "[tap Crimson Pine Systems] /r2",
+        "yes",
+        "undo that",
+    ]
     assert {cid for _, _, cid in seen[:4]} == {picked.conversation_id}
     assert seen[0][0] == "Bearer t-alice"
     assert not leaky.passed

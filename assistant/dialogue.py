@@ -1,0 +1,333 @@
+"""The conversation gateway's channel seam: every channel's turn goes through `Dialogue.handle`.
+
+It decides who is speaking (a token's CRM user, a linked Slack/Telegram identity, or an anonymous
+website visitor acting as a prospect), gives the turn a conversation id that is stable per thread
+and person and never collides across channels, honours only buttons the gateway itself offered in
+that conversation (typed text that looks like a Rasa payload stays plain text), signs the identity
+and channel into the message for Rasa and the actions, and records both sides of the turn.
+Adapters in `channels/` only translate platform events to `Inbound` and render `Outcome`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from assistant.messages import Button, Inbound, Outcome, Reply, Sender
+from assistant.rasa_client import ActionServerClient, RasaClient, UpstreamUnavailable
+from assistant.settings import Settings
+from crm_backend.errors import AuthenticationFailed, Conflict, NotFound
+from crm_backend.scheduler.delivery import Registry
+from crm_backend.services import conversations, identities
+from crm_backend.services.auth import IDENTITY_KEY, authenticate_token, sign_identity, sign_visitor
+from crm_backend.store import Actor, Store, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LINKED_CHANNELS = frozenset({"slack", "telegram"})
+# Typed text is never a Rasa payload. A message in payload syntax ("/affirm", '/inform{"amount": 1}') is
+# answered with a sentence and goes no further, so typing cannot confirm a read-back or fill slots;
+# other text starting with slashes loses them so that Rasa reads it as words.
+TYPED_PAYLOAD = re.compile(r"^\s*/+\s*([A-Za-z_][\w-]*)\s*(\{.*\}|\[.*\])?\s*$", re.DOTALL)
+CHAT_COMMANDS = frozenset({"help", "cancel", "start", "stop"})
+PAYLOAD_LIKE = re.compile(r"^\s*/+")
+LINK_COMMAND = re.compile(r"^\s*/?(link|link code|link my account|connect)\s*[.!]?\s*$", re.IGNORECASE)
+UNLINK_COMMAND = re.compile(r"^\s*/?(unlink|disconnect|unlink me)\s*[.!]?\s*$", re.IGNORECASE)
+BUTTON_MAX_AGE = dt.timedelta(days=1)
+AUDIENCE_SLOT = "audience"
+
+LINK_HELP = (
+    "Hi! I'm the CRM assistant. To use me here, link your CRM account first: get a one-time code "
+    '(in a chat where you are already signed in say "link", or run `crm-assistant link <your username>`, '
+    "or call POST /api/v1/me/link-codes) and send the code to me. Until then I can't show or change anything."
+)
+TYPED_COMMAND = (
+    "That looks like an internal command, so I didn't act on it. "
+    'Please answer in words ("yes", "no") or use the buttons.'
+)
+STALE_BUTTON = (
+    "That button belongs to an earlier question, so I ignored it. Please use the latest buttons or say it in words."
+)
+UNAVAILABLE = "The assistant is not available right now. Please try again in a moment."
+
+
+class DialogueUnavailable(Exception):
+    """The dialogue engine or the action server cannot answer; `message` is a sentence for the user."""
+
+    def __init__(self, message: str, code: str = "assistant_unavailable") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class ConversationRefused(Exception):
+    """The API client named a conversation that isn't theirs, or an invalid id."""
+
+    def __init__(self, error: NotFound | Any) -> None:
+        super().__init__(getattr(error, "message", str(error)))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    conversation_id: str
+    actor: Actor | None
+    text: str  # what Rasa receives
+    team_room: int | None
+    introduce_visitor: bool = False  # tell Rasa this conversation is with a prospect (first exchange)
+
+
+def _as_replies(bot_messages: list[dict[str, Any]]) -> list[tuple[str, list[tuple[str, str]], str | None]]:
+    out = []
+    for m in bot_messages:
+        text = str(m.get("text") or "")
+        buttons = [
+            (str(b.get("title", "")), str(b.get("payload", "")))
+            for b in m.get("buttons") or []
+            if isinstance(b, dict) and b.get("payload")
+        ]
+        image = m.get("image") if isinstance(m.get("image"), str) else None
+        if text or buttons or image:
+            out.append((text, buttons, image))
+    return out
+
+
+class Dialogue:
+    """One conversation turn from any channel to Rasa and back (see the module docstring)."""
+
+    def __init__(self, settings: Settings, store: Store, rasa: RasaClient, actions: ActionServerClient) -> None:
+        self.settings = settings
+        self.store = store
+        self.rasa = rasa
+        self.actions = actions
+
+    async def _in_transaction(
+        self, work: Callable[[UnitOfWork], T], actor: Actor | None = None, channel: str = "api"
+    ) -> T:
+        def run() -> T:
+            with self.store.unit_of_work(actor, channel) as uow:
+                return work(uow)
+
+        return await asyncio.to_thread(run)
+
+    def conversation_id(self, sender: Sender, thread: str, user_id: int | None = None) -> str:
+        """Stable per (channel, workspace, thread, person[, CRM user]); the channel prefix keeps ids apart."""
+        raw = "\x1f".join([sender.channel, sender.workspace, thread, sender.external_id, str(user_id or "")])
+        return f"{sender.channel}-{hashlib.sha256(raw.encode()).hexdigest()[:32]}"
+
+    async def authenticate(self, token: str) -> Actor | None:
+        """The CRM user behind an API token (the widget's logged-in mode), or None."""
+        try:
+            return await self._in_transaction(lambda uow: authenticate_token(uow, token))
+        except AuthenticationFailed:
+            return None
+
+    async def first_time(self, channel: str, event_id: str) -> bool:
+        """True only the first time a platform event id is seen; kept in the database, so retries
+        that reach another process or arrive after a restart are dropped too."""
+        return await self._in_transaction(lambda uow: conversations.first_time(uow, channel, event_id))
+
+    async def in_thread(self, sender: Sender, thread: str) -> bool:
+        """Whether this (linked) person already talks with the assistant in `thread` (a Slack thread the
+        bot answered in), so a reply there needs no mention; kept in the database, so it survives restarts."""
+
+        def check(uow: UnitOfWork) -> bool:
+            actor = identities.actor_for_identity(uow, sender.channel, sender.external_id, sender.workspace)
+            if actor is None:
+                return False
+            return conversations.has_bot_turn(uow, self.conversation_id(sender, thread, actor.user_id))
+
+        return await self._in_transaction(check)
+
+    async def history(self, conversation_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The conversation's last turns, oldest first, as the widget shows them."""
+
+        def read(uow: UnitOfWork) -> list[dict[str, Any]]:
+            return [
+                {
+                    "speaker": t.speaker,
+                    "text": t.text,
+                    "buttons": list((t.data or {}).get("buttons") or []),
+                    "at": t.at.isoformat(),
+                }
+                for t in conversations.recent_turns(uow, conversation_id, limit)
+            ]
+
+        return await self._in_transaction(read)
+
+    async def handle(self, inbound: Inbound, *, actor: Actor | None = None) -> Outcome:
+        sender = inbound.sender
+        text = inbound.text.strip() if inbound.text is not None else None
+        if sender.channel in LINKED_CHANNELS:
+            actor = await self._in_transaction(
+                lambda uow: identities.actor_for_identity(uow, sender.channel, sender.external_id, sender.workspace)
+            )
+            if actor is None:
+                return await self._link_or_explain(sender, text or "")
+            if text and UNLINK_COMMAND.match(text):
+                await self._in_transaction(
+                    lambda uow: identities.unlink_identity(uow, sender.channel, sender.external_id, sender.workspace)
+                )
+                return Outcome(
+                    None, [Reply("Done: this chat account is no longer linked to the CRM.")], user_id=actor.user_id
+                )
+        if actor is not None and text and LINK_COMMAND.match(text):
+            return await self._issue_code(actor)
+        if inbound.button is None and not text:
+            return Outcome(None, [Reply("Please type a message.")], status="answered")
+
+        prepared = await self._in_transaction(
+            lambda uow: self._prepare(uow, inbound, actor, text), actor, sender.channel
+        )
+        if isinstance(prepared, Outcome):
+            return prepared
+        if actor is not None:
+            identity = sign_identity(self.settings.secret(), actor, sender.channel, prepared.conversation_id)
+        else:
+            identity = sign_visitor(
+                self.settings.secret(), sender.external_id, sender.channel, prepared.conversation_id
+            )
+        try:
+            if prepared.introduce_visitor:  # the responses have prospect variations (domain.yml, slot audience)
+                await self.rasa.set_slot(prepared.conversation_id, AUDIENCE_SLOT, "prospect")
+            bot_messages = await self.rasa.send_message(
+                prepared.conversation_id, prepared.text, {IDENTITY_KEY: identity}
+            )
+        except UpstreamUnavailable as exc:
+            log.warning("rasa unavailable: %s", exc.reason)
+            raise DialogueUnavailable(
+                "The assistant's dialogue engine is not available right now. Please try again shortly."
+            ) from exc
+        answers = _as_replies(bot_messages)
+        if not answers:
+            await self._explain_silence(prepared.conversation_id)
+        replies = await self._in_transaction(lambda uow: self._remember(uow, prepared.conversation_id, answers))
+        return Outcome(
+            prepared.conversation_id,
+            replies,
+            private=actor is not None,
+            room_team_ok=actor is not None and identities.may_post_publicly(actor, prepared.team_room),
+            user_id=actor.user_id if actor else None,
+        )
+
+    def _prepare(self, uow: UnitOfWork, inbound: Inbound, actor: Actor | None, text: str | None) -> _Prepared | Outcome:
+        sender = inbound.sender
+        introduce_visitor = False
+        if sender.channel == "api":
+            if actor is None:
+                raise AuthenticationFailed("The API channel needs a signed-in user.")
+            try:
+                conversation_id = conversations.claim_conversation(uow, inbound.thread or None, "api")
+            except Exception as exc:  # NotFound / ValidationFailed: the client's id
+                raise ConversationRefused(exc) from exc
+        elif actor is not None:
+            conversation_id = conversations.claim_conversation(
+                uow, self.conversation_id(sender, inbound.thread, actor.user_id), sender.channel
+            )
+        else:
+            conversation_id = conversations.claim_visitor_conversation(
+                uow, self.conversation_id(sender, inbound.thread), sender.external_id, sender.channel
+            )
+            introduce_visitor = not conversations.has_bot_turn(uow, conversation_id)
+        if inbound.button is not None:
+            clicked = conversations.clicked_button(uow, conversation_id, inbound.button, BUTTON_MAX_AGE)
+            if clicked is None:
+                return Outcome(conversation_id, [Reply(STALE_BUTTON)], status="stale_button", private=False)
+            conversations.record_turn(uow, conversation_id, "user", clicked.title, {"button": inbound.button})
+            rasa_text = clicked.payload
+        else:
+            assert text is not None  # noqa: S101 - checked by handle()
+            conversations.record_turn(uow, conversation_id, "user", text)
+            typed = TYPED_PAYLOAD.match(text)
+            if typed and typed.group(1).lower() not in CHAT_COMMANDS:
+                conversations.record_turn(uow, conversation_id, "bot", TYPED_COMMAND, {"buttons": []})
+                return Outcome(
+                    conversation_id, [Reply(TYPED_COMMAND)], private=False, user_id=actor.user_id if actor else None
+                )
+            rasa_text = PAYLOAD_LIKE.sub("", text) or text.replace("/", " ").strip() or "?"
+        team_room = None
+        if inbound.shared and inbound.room and actor is not None:
+            team_room = identities.room_team(uow, sender.channel, sender.workspace, inbound.room)
+        return _Prepared(conversation_id, actor, rasa_text, team_room, actor is None and introduce_visitor)
+
+    def _remember(
+        self, uow: UnitOfWork, conversation_id: str, answers: list[tuple[str, list[tuple[str, str]], str | None]]
+    ) -> list[Reply]:
+        """Offer the buttons (keys replace payloads) and record the assistant's turns."""
+        offered = [b for _, buttons, _ in answers for b in buttons]
+        keys = iter(conversations.offer_buttons(uow, conversation_id, offered) if offered else [])
+        replies = []
+        for text, buttons, image in answers:
+            shown = tuple(Button(title, next(keys), payload) for title, payload in buttons)
+            conversations.record_turn(
+                uow, conversation_id, "bot", text, {"buttons": [{"title": b.title, "key": b.key} for b in shown]}
+            )
+            replies.append(Reply(text, shown, image=image))
+        return replies
+
+    async def _explain_silence(self, conversation_id: str) -> None:
+        """Rasa swallows a failed custom action and answers nothing: say why."""
+        health = await self.actions.health()
+        if not health.ok:
+            log.warning("action server unavailable: %s", health.detail)
+            raise DialogueUnavailable(
+                "The assistant can't reach the CRM right now (its action server is down). Please try again shortly.",
+                "actions_unavailable",
+            )
+        log.warning("rasa answered nothing to a turn in %s", conversation_id)
+        raise DialogueUnavailable("The assistant could not answer that right now. Please try again shortly.")
+
+    async def _link_or_explain(self, sender: Sender, text: str) -> Outcome:
+        code = identities.find_code(text)
+        if code is None:
+            return Outcome(None, [Reply(LINK_HELP)], status="link_required")
+
+        def redeem(uow: UnitOfWork) -> Actor:
+            return identities.redeem_link_code(uow, code, sender.channel, sender.external_id, sender.workspace)
+
+        try:
+            actor = await self._in_transaction(redeem, channel=sender.channel)
+        except (NotFound, Conflict) as exc:
+            return Outcome(None, [Reply(exc.message)], status="link_required")
+        log.info("linked a %s identity to user %s", sender.channel, actor.user_id)
+        return Outcome(
+            None,
+            [
+                Reply(
+                    f"Linked! You're signed in as {actor.username}. Ask me about your deals, accounts, leads or "
+                    'your day; say "help" for examples, or "unlink" to disconnect this chat account.'
+                )
+            ],
+            status="linked",
+            user_id=actor.user_id,
+        )
+
+    async def _issue_code(self, actor: Actor) -> Outcome:
+        ttl = dt.timedelta(minutes=self.settings.link_code_minutes)
+        issued = await self._in_transaction(lambda uow: identities.issue_link_code(uow, ttl), actor)
+        return Outcome(
+            None,
+            [
+                Reply(
+                    f"Your one-time link code is {issued.code}. Send it to the CRM assistant in Slack (a direct "
+                    f"message) or Telegram (/start {issued.code}) within {self.settings.link_code_minutes} minutes; "
+                    "it works once."
+                )
+            ],
+            private=True,
+            user_id=actor.user_id,
+        )
+
+
+DIALOGUE = web.AppKey("dialogue", Dialogue)
+DELIVERY = web.AppKey("delivery", Registry)
