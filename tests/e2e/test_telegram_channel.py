@@ -403,3 +403,24 @@ def test_the_gateway_log_never_shows_the_bot_token(running: Running) -> None:
     text = "\n".join(p.read_text(errors="replace") for p in logs.glob("*.log"))
     assert text, "the stack writes its logs under var/logs"
     assert token.get_secret_value() not in text
+
+
+async def test_a_code_asked_from_the_assistant_links_telegram_and_unlink_cuts_it_off_at_once(
+    chat: Chat, running: Running
+) -> None:
+    asked = await running.say("maria", "link")
+    code = next(
+        word.rstrip(".") for r in asked["replies"] for word in r["text"].split() if "-" in word and len(word) >= 9
+    )
+    maria = 424242
+    since = await chat.say(maria, f"/start {code}")
+    assert "Linked" in text_of(await chat.reply_to(maria, since))
+    since = await chat.say(maria, "show my team's open deals")
+    assert "link your CRM account" not in text_of(await chat.reply_to(maria, since))
+    since = await chat.say(maria, "unlink")
+    assert "no longer linked" in text_of(await chat.reply_to(maria, since))
+    since = await chat.say(maria, "show my open deals")
+    answer = text_of(await chat.reply_to(maria, since))
+    assert "link" in answer.lower() and "$" not in answer
+    since = await chat.say(maria, f"/start {code}")  # the code worked once
+    assert "not valid" in text_of(await chat.reply_to(maria, since))
