@@ -25,6 +25,7 @@ EXTERNAL_JOBS: dict[str, str] = {
     "scoring": "crm_backend.scoring.jobs:run",
     "macros": "crm_backend.macros.schedule:run_due",
     "signals": "crm_backend.signals.sweep:run",
+    "channel_events": "crm_backend.services.conversations:forget_old_events",
 }
 
 

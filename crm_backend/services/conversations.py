@@ -17,7 +17,7 @@ from crm_backend.errors import NotFound, ValidationFailed
 from crm_backend.models.base import utcnow
 from crm_backend.models.channels import ChannelEvent, ConversationTurn, OfferedButton
 from crm_backend.models.conversations import Conversation
-from crm_backend.store import UnitOfWork
+from crm_backend.store import Store, UnitOfWork
 
 CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 
@@ -69,10 +69,14 @@ def first_time(uow: UnitOfWork, channel: str, event_id: str) -> bool:
     return True
 
 
-def forget_events_before(uow: UnitOfWork, before: dt.datetime) -> int:
-    """Drop old event ids (platforms retry for minutes, not days)."""
-    result = uow.session.execute(delete(ChannelEvent).where(ChannelEvent.at < before))
-    return int(getattr(result, "rowcount", 0) or 0)
+EVENT_MEMORY = dt.timedelta(days=1)  # Slack retries for minutes, Telegram for hours at most
+
+
+def forget_old_events(store: Store, now: dt.datetime) -> int:
+    """The scheduler's job: drop platform event ids older than `EVENT_MEMORY`."""
+    with store.unit_of_work(None, "system") as uow:
+        result = uow.session.execute(delete(ChannelEvent).where(ChannelEvent.at < now - EVENT_MEMORY))
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def offer_buttons(uow: UnitOfWork, conversation_id: str, buttons: list[tuple[str, str]]) -> list[str]:

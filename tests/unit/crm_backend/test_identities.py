@@ -135,6 +135,16 @@ def test_a_platform_event_is_taken_once(demo: Demo) -> None:
         assert not conversations.first_time(uow, "slack", "Ev1")
 
 
+def test_event_ids_are_forgotten_after_a_day(demo: Demo) -> None:
+    with demo.store.unit_of_work() as uow:
+        assert conversations.first_time(uow, "slack", "EvOld")
+    later = dt.datetime.now(dt.UTC) + conversations.EVENT_MEMORY + dt.timedelta(minutes=1)
+    assert conversations.forget_old_events(demo.store, dt.datetime.now(dt.UTC)) == 0
+    assert conversations.forget_old_events(demo.store, later) == 1
+    with demo.store.unit_of_work() as uow:
+        assert conversations.first_time(uow, "slack", "EvOld")
+
+
 def test_a_visitor_conversation_belongs_to_its_visitor_only(demo: Demo) -> None:
     with demo.store.unit_of_work() as uow:
         conversations.claim_visitor_conversation(uow, "web-abc", "visitor-1", "web")
