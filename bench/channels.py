@@ -3,7 +3,8 @@ local fake platform servers the tests use) and through the REST API, on one stac
 
 For Slack and Telegram the latency is from the inbound request (a signed event, a webhook update) to
 the outbound reply call the product makes (chat.postMessage / sendMessage, as the fake server records
-it); for the REST API it is the request's round trip. Every Slack event and Telegram update is also
+it); for the website widget from the message frame to the replies frame on its websocket (signed-in
+sessions); for the REST API it is the request's round trip. Every Slack event and Telegram update is also
 delivered three times (Slack's retries, Telegram's redelivery): the duplicates counted must be 0.
 
     .venv/bin/python bench/channels.py [--conversations 20] [--turns 3] [--out bench/results/channels.json]
@@ -110,6 +111,34 @@ async def api_turn(http: aiohttp.ClientSession, gateway: str, token: str, cid: s
     return time.monotonic() - started
 
 
+async def widget_turn(ws: aiohttp.ClientWebSocketResponse, text: str) -> float:
+    """From a widget message frame to its replies frame (the typing frame in between is skipped)."""
+    started = time.monotonic()
+    await ws.send_json({"type": "message", "text": text})
+    while (frame := await ws.receive_json(timeout=120))["type"] == "typing":
+        pass
+    if frame["type"] != "replies":
+        raise RuntimeError(f"the widget answered {frame}")
+    return time.monotonic() - started
+
+
+async def widget_conversations(gateway: str, token: str, n: int, turns: int) -> list[float]:
+    """`n` signed-in widget sessions at once (each its own cookie), `turns` each."""
+
+    async def one() -> list[float]:
+        async with (
+            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+            http.ws_connect(f"{gateway}/widget/ws", origin=gateway) as ws,
+        ):
+            await ws.send_json({"type": "auth", "token": token})
+            signed_in = await ws.receive_json(timeout=60)
+            if not signed_in.get("signed_in"):
+                raise RuntimeError(f"the widget refused the token: {signed_in}")
+            return [await widget_turn(ws, QUESTIONS[t % len(QUESTIONS)]) for t in range(turns)]
+
+    return [s for r in await asyncio.gather(*(one() for _ in range(n))) for s in r]
+
+
 async def concurrently(n: int, turns: int, one: Callable[[int, int], Awaitable[float]]) -> list[float]:
     """`n` conversations at once, each saying `turns` things one after the other."""
 
@@ -163,6 +192,7 @@ async def measure(
                     ),
                 )
             ),
+            "web": summary(await widget_conversations(gateway, token, n, turns)),
             "telegram": summary(
                 await concurrently(
                     n,
