@@ -27,6 +27,7 @@ from tests.fakes.telegram_api import telegram_routes
 
 SLACK_SIGNING_SECRET = "e2e-slack-signing-secret"
 TELEGRAM_WEBHOOK_SECRET = "e2e-telegram-secret"
+EMBEDDING_SITE = "https://shop.example.test"  # a site allowed to embed the widget
 
 
 @dataclass
@@ -102,6 +103,7 @@ def e2e_settings(
         TELEGRAM_BOT_TOKEN="123456:e2e",
         TELEGRAM_WEBHOOK_SECRET=TELEGRAM_WEBHOOK_SECRET,
         TELEGRAM_MODE="webhook",
+        WIDGET_ALLOWED_ORIGINS=EMBEDDING_SITE,
         CRM_VAR_DIR=var_dir,
         DATABASE_URL=f"sqlite:///{var_dir / 'crm.sqlite3'}",
         RASA_PORT=free_port(),

@@ -17,7 +17,7 @@ from yarl import URL
 
 from channels.web import COOKIE_NAME
 from crm_backend.demo import DEMO_DEALS
-from tests.e2e.conftest import Running
+from tests.e2e.conftest import EMBEDDING_SITE, Running
 
 pytestmark = pytest.mark.e2e
 
@@ -371,6 +371,21 @@ async def test_the_gateways_own_origin_gets_cors_answers(running: Running) -> No
             assert "Authorization" in pre.headers["Access-Control-Allow-Headers"]
         status, _, resp = await post(http, running, {"text": "hi"}, **own)
         assert status == 200 and resp.headers["Access-Control-Allow-Origin"] == gateway
+
+
+async def test_a_site_listed_in_the_allowed_origins_may_embed_the_widget(running: Running) -> None:
+    gateway = running.settings.gateway_url
+    site = {"Origin": EMBEDDING_SITE}
+    async with client() as http:
+        status, body, resp = await post(http, running, {"text": "hi"}, **site)
+        assert status == 200 and body["replies"]
+        assert resp.headers["Access-Control-Allow-Origin"] == EMBEDDING_SITE
+        assert resp.headers["Access-Control-Allow-Credentials"] == "true"
+        async with http.ws_connect(f"{gateway}/widget/ws", origin=EMBEDDING_SITE) as ws:
+            await ws.send_json({"type": "message", "text": "what can you do"})
+            while (frame := await ws.receive_json(timeout=120))["type"] == "typing":
+                pass
+            assert frame["type"] == "replies" and frame["replies"]
 
 
 async def test_the_websocket_shows_typing_then_replies_and_history(running: Running) -> None:
