@@ -301,6 +301,15 @@ def banner(settings: Settings, tokens: dict[str, str]) -> str:
         f"  Rasa server    {settings.rasa_url}",
         f"  action server  {settings.action_server_url}",
         f"  logs           {settings.logs_dir}",
+        f"  chat widget    {settings.gateway_url}/widget/demo  (website visitors' view; embed /widget.js)",
+        "  Slack          "
+        + (
+            "on: /slack/events, /slack/interactions, /slack/commands"
+            if settings.slack_enabled
+            else "off (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)"
+        ),
+        "  Telegram       "
+        + (f"on ({settings.telegram_mode})" if settings.telegram_enabled else "off (set TELEGRAM_BOT_TOKEN)"),
     ]
     if tokens:
         lines.append("Demo users' API tokens (also in var/demo-tokens.json):")
