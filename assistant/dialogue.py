@@ -55,6 +55,10 @@ TYPED_COMMAND = (
     "That looks like an internal command, so I didn't act on it. "
     'Please answer in words ("yes", "no") or use the buttons.'
 )
+CODE_IN_PRIVATE = (
+    "Please send the code to me in a private chat (a direct message), not here where others can see it. "
+    "If someone else could have seen it, ask for a new one."
+)
 STALE_BUTTON = (
     "That button belongs to an earlier question, so I ignored it. Please use the latest buttons or say it in words."
 )
@@ -173,7 +177,7 @@ class Dialogue:
                 lambda uow: identities.actor_for_identity(uow, sender.channel, sender.external_id, sender.workspace)
             )
             if actor is None:
-                return await self._link_or_explain(sender, text or "")
+                return await self._link_or_explain(sender, text or "", shared=inbound.shared)
             if text and UNLINK_COMMAND.match(text):
                 await self._in_transaction(
                     lambda uow: identities.unlink_identity(uow, sender.channel, sender.external_id, sender.workspace)
@@ -185,6 +189,9 @@ class Dialogue:
             return await self._issue_code(actor)
         if inbound.button is None and not text:
             return Outcome(None, [Reply("Please type a message.")], status="answered")
+        if text and len(text) > self.settings.max_message_chars:
+            limit = self.settings.max_message_chars
+            return Outcome(None, [Reply(f"That message is too long for me (over {limit:,} characters).")])
 
         prepared = await self._in_transaction(
             lambda uow: self._prepare(uow, inbound, actor, text), actor, sender.channel
@@ -287,10 +294,12 @@ class Dialogue:
         log.warning("rasa answered nothing to a turn in %s", conversation_id)
         raise DialogueUnavailable("The assistant could not answer that right now. Please try again shortly.")
 
-    async def _link_or_explain(self, sender: Sender, text: str) -> Outcome:
+    async def _link_or_explain(self, sender: Sender, text: str, *, shared: bool) -> Outcome:
         code = identities.find_code(text)
         if code is None:
             return Outcome(None, [Reply(LINK_HELP)], status="link_required")
+        if shared:  # a code seen by others could be redeemed by them first: only in a private chat
+            return Outcome(None, [Reply(CODE_IN_PRIVATE)], status="link_required")
 
         def redeem(uow: UnitOfWork) -> Actor:
             return identities.redeem_link_code(uow, code, sender.channel, sender.external_id, sender.workspace)
