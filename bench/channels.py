@@ -32,15 +32,14 @@ import aiohttp  # noqa: E402
 
 from assistant.cli import ensure_demo_data  # noqa: E402
 from assistant.settings import Settings, open_store  # noqa: E402
-from assistant.stack import Stack, free_port  # noqa: E402
+from assistant.stack import Stack  # noqa: E402
 from assistant.training import ensure_model  # noqa: E402
 from crm_backend.services import identities, users  # noqa: E402
 from crm_backend.services.auth import actor_for  # noqa: E402
 from tests.fakes import slack_api, telegram_api  # noqa: E402
+from tests.fakes.platforms import SLACK_SIGNING_SECRET, TELEGRAM_WEBHOOK_SECRET, stack_settings  # noqa: E402
 from tests.fakes.server import FakeServer  # noqa: E402
 
-SLACK_SECRET = "bench-slack-signing-secret"  # noqa: S105 - a local test value
-TELEGRAM_SECRET = "bench-telegram-secret"  # noqa: S105 - a local test value
 QUESTIONS = ("show my open deals", "what's on my agenda today", "tell me about Nimbus Labs")
 COPIES = 3  # each platform event is delivered this many times
 
@@ -68,7 +67,7 @@ async def slack_turn(
     since = len(fake.recorder)
     started = time.monotonic()
     for attempt in range(COPIES):
-        headers = slack_api.signed_headers(body, SLACK_SECRET)
+        headers = slack_api.signed_headers(body, SLACK_SIGNING_SECRET)
         if attempt:
             headers |= {"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": "http_timeout"}
         async with http.post(f"{gateway}/slack/events", data=body.encode(), headers=headers) as resp:
@@ -88,7 +87,9 @@ async def telegram_turn(
     started = time.monotonic()
     for _ in range(COPIES):
         async with http.post(
-            f"{gateway}/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET}
+            f"{gateway}/telegram/webhook",
+            json=update,
+            headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_WEBHOOK_SECRET},
         ) as resp:
             if resp.status != 200:
                 raise RuntimeError(f"the gateway answered {resp.status}: {await resp.text()}")
@@ -227,22 +228,7 @@ def main() -> int:
     slack = FakeServer(slack_api.slack_routes).start()
     telegram = FakeServer(telegram_api.telegram_routes).start()
     with tempfile.TemporaryDirectory(prefix="bench-channels-") as tmp:
-        var = Path(tmp)
-        settings = Settings(
-            CRM_VAR_DIR=var,
-            DATABASE_URL=f"sqlite:///{var / 'crm.sqlite3'}",
-            RASA_PORT=free_port(),
-            ACTION_SERVER_PORT=free_port(),
-            GATEWAY_PORT=free_port(),
-            ASSISTANT_SECRET="bench-" + var.name,
-            SLACK_API_URL=f"{slack.url}/api/",
-            SLACK_BOT_TOKEN="xoxb-bench",  # noqa: S106 - the fake server's
-            SLACK_SIGNING_SECRET=SLACK_SECRET,
-            TELEGRAM_API_URL=f"{telegram.url}/bot",
-            TELEGRAM_BOT_TOKEN="123456:bench",  # noqa: S106 - the fake server's
-            TELEGRAM_WEBHOOK_SECRET=TELEGRAM_SECRET,
-            LOG_LEVEL="WARNING",
-        )
+        settings = stack_settings(Path(tmp), slack, telegram, LOG_LEVEL="WARNING")
         model, _ = ensure_model(settings)
         tokens = ensure_demo_data(settings)
         link_all(settings, args.conversations)

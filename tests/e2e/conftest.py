@@ -19,14 +19,14 @@ import pytest
 
 from assistant.cli import ensure_demo_data
 from assistant.settings import Settings
-from assistant.stack import Stack, free_port
+from assistant.stack import Stack
 from assistant.training import ensure_model
+from tests.fakes.platforms import SLACK_SIGNING_SECRET, TELEGRAM_WEBHOOK_SECRET, stack_settings
 from tests.fakes.server import FakeServer
 from tests.fakes.slack_api import slack_routes
 from tests.fakes.telegram_api import telegram_routes
 
-SLACK_SIGNING_SECRET = "e2e-slack-signing-secret"
-TELEGRAM_WEBHOOK_SECRET = "e2e-telegram-secret"
+__all__ = ["EMBEDDING_SITE", "SLACK_SIGNING_SECRET", "TELEGRAM_WEBHOOK_SECRET", "Running"]
 EMBEDDING_SITE = "https://shop.example.test"  # a site allowed to embed the widget
 
 
@@ -95,22 +95,7 @@ def e2e_settings(
     tmp_path_factory: pytest.TempPathFactory, fake_slack: FakeServer, fake_telegram: FakeServer
 ) -> Settings:
     var_dir: Path = tmp_path_factory.mktemp("e2e-var")
-    return Settings(
-        SLACK_API_URL=f"{fake_slack.url}/api/",
-        SLACK_BOT_TOKEN="xoxb-e2e",
-        SLACK_SIGNING_SECRET=SLACK_SIGNING_SECRET,
-        TELEGRAM_API_URL=f"{fake_telegram.url}/bot",
-        TELEGRAM_BOT_TOKEN="123456:e2e",
-        TELEGRAM_WEBHOOK_SECRET=TELEGRAM_WEBHOOK_SECRET,
-        TELEGRAM_MODE="webhook",
-        WIDGET_ALLOWED_ORIGINS=EMBEDDING_SITE,
-        CRM_VAR_DIR=var_dir,
-        DATABASE_URL=f"sqlite:///{var_dir / 'crm.sqlite3'}",
-        RASA_PORT=free_port(),
-        ACTION_SERVER_PORT=free_port(),
-        GATEWAY_PORT=free_port(),
-        ASSISTANT_SECRET="e2e-" + var_dir.name,
-    )
+    return stack_settings(var_dir, fake_slack, fake_telegram, WIDGET_ALLOWED_ORIGINS=EMBEDDING_SITE)
 
 
 @pytest.fixture(scope="session")
