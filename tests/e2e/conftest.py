@@ -9,6 +9,7 @@ The model is the one `crm-assistant train` keeps in models/ (trained here if mis
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,31 @@ class Running:
 
     def headers(self, username: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[username]}"}
+
+    def new_user(self, prefix: str = "rep") -> str:
+        """A fresh rep with an API token, for tests whose outcome depends on which chat accounts a user has
+        linked (the demo users are linked by other tests too)."""
+        from assistant.settings import open_store
+        from crm_backend.models.users import Role
+        from crm_backend.services import auth, users
+
+        username = f"{prefix}{uuid.uuid4().hex[:8]}"
+        store = open_store(self.settings)
+        try:
+            with store.unit_of_work(channel="cli") as uow:
+                user = users.create_user(
+                    uow,
+                    {
+                        "username": username,
+                        "full_name": username.title(),
+                        "email": f"{username}@e2e.example.com",
+                        "role": Role.REP,
+                    },
+                )
+                self.tokens[username] = auth.issue_token(uow, user.id, "e2e")
+        finally:
+            store.dispose()
+        return username
 
     def link_code(self, username: str) -> str:
         """A one-time code that links a chat account to `username` (through the REST API)."""

@@ -58,35 +58,38 @@ def settled(store: Store, notification_id: int, timeout: float = 60.0) -> Notifi
 
 
 def test_a_due_reminder_reaches_a_linked_rep_in_their_slack_dm(running: Running, store: Store) -> None:
-    link(store, running, "alice", "slack", "UALICE", "T1")
+    rep = running.new_user()
+    link(store, running, rep, "slack", f"U{rep.upper()}", "T1")
     title = f"Reminder: call Nimbus {uuid.uuid4().hex[:6]}"
     since = len(running.slack.recorder)
-    note = settled(store, queue(store, "alice", title))
+    note = settled(store, queue(store, rep, title))
     assert note.status == DeliveryStatus.SENT and note.channel == "slack" and note.sent_at is not None
     call = running.slack.recorder.wait_for("chat.postMessage", lambda c: title in str(c.params), since=since)
-    assert call.params["channel"] == "UALICE"
+    assert call.params["channel"] == f"U{rep.upper()}"
 
 
 def test_telegram_is_used_when_it_is_the_only_linked_channel(running: Running, store: Store) -> None:
-    link(store, running, "carlos", "telegram", "777001")
+    rep = running.new_user()
+    link(store, running, rep, "telegram", "777001")
     title = f"Hot lead: Tailspin {uuid.uuid4().hex[:6]}"
     since = len(running.telegram.recorder)
-    note = settled(store, queue(store, "carlos", title))
+    note = settled(store, queue(store, rep, title))
     assert note.status == DeliveryStatus.SENT and note.channel == "telegram"
     call = running.telegram.recorder.wait_for("sendMessage", lambda c: title in str(c.params), since=since)
     assert str(call.params["chat_id"]) == "777001"
 
 
 def test_a_user_without_a_linked_chat_gets_it_in_the_app_feed(running: Running, store: Store) -> None:
-    note = settled(store, queue(store, "maria", f"Escalation {uuid.uuid4().hex[:6]}"))
+    note = settled(store, queue(store, running.new_user(), f"Escalation {uuid.uuid4().hex[:6]}"))
     assert note.status == DeliveryStatus.SENT and note.channel == "in_app"
 
 
 def test_a_failed_slack_send_is_recorded_and_retried(running: Running, store: Store) -> None:
-    link(store, running, "bob", "slack", "UBOB", "T1")
+    rep = running.new_user()
+    link(store, running, rep, "slack", f"U{rep.upper()}", "T1")
     asyncio.run(control(running.slack.url, "fail", method="chat.postMessage", error="ratelimited", times=1))
     title = f"Reminder: send the proposal {uuid.uuid4().hex[:6]}"
-    note_id = queue(store, "bob", title)
+    note_id = queue(store, rep, title)
     first = settled(store, note_id)
     assert first.status == DeliveryStatus.PENDING and first.attempts == 1
     assert "ratelimited" in (first.last_error or "") and first.next_attempt_at is not None

@@ -227,14 +227,15 @@ async def test_the_link_code_in_a_dm_links_the_account_and_data_follows(slack: S
 
 async def test_a_link_code_posted_in_a_channel_is_not_used_there(slack: SlackSide, running: Running) -> None:
     user, room = new_id("U"), new_id("C")
-    code = await asyncio.to_thread(running.link_code, "carlos")
+    rep = await asyncio.to_thread(running.new_user)
+    code = await asyncio.to_thread(running.link_code, rep)
     since = slack.mark()
     mention = mention_event(user, f"<@{BOT_USER_ID}> {code}", room)
     assert await slack.event(mention) == 200
     answer = await slack.wait("chat.postEphemeral", since, channel=room)
     assert "private chat" in answer.params["text"] and answer.params["user"] == user
     linked = await slack.dm(user, new_id("D"), code)  # still unused: it works in a DM
-    assert "Linked" in linked.params["text"] and "carlos" in linked.params["text"]
+    assert "Linked" in linked.params["text"] and rep in linked.params["text"]
 
 
 async def test_a_message_over_the_length_limit_gets_a_sentence(slack: SlackSide, alice: str, running: Running) -> None:

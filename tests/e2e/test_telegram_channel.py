@@ -332,8 +332,9 @@ async def test_a_group_member_who_never_started_the_bot_gets_a_note_and_no_data(
 
 
 async def test_a_due_reminder_reaches_the_users_private_chat(chat: Chat, running: Running) -> None:
-    """Telegram is Carlos's only linked channel, so the scheduler delivers his reminder there."""
-    assert "Linked" in await link(chat, running, CARLOS, "carlos")
+    """Telegram is this rep's only linked channel, so the scheduler delivers the reminder there."""
+    rep = await asyncio.to_thread(running.new_user)
+    assert "Linked" in await link(chat, running, CARLOS, rep)
     since = len(chat.fake.recorder)
     due = dt.datetime.now(dt.UTC).isoformat()
     message = f"Call {NASTY} back"
@@ -342,7 +343,7 @@ async def test_a_due_reminder_reaches_the_users_private_chat(chat: Chat, running
         http.post(
             f"{running.settings.gateway_url}/api/v1/reminders",
             json={"message": message, "remind_at": due},
-            headers=running.headers("carlos"),
+            headers=running.headers(rep),
         ) as resp,
     ):
         assert resp.status == 201, await resp.text()
@@ -408,19 +409,20 @@ def test_the_gateway_log_never_shows_the_bot_token(running: Running) -> None:
 async def test_a_code_asked_from_the_assistant_links_telegram_and_unlink_cuts_it_off_at_once(
     chat: Chat, running: Running
 ) -> None:
-    asked = await running.say("maria", "link")
+    rep = await asyncio.to_thread(running.new_user)
+    asked = await running.say(rep, "link")
     code = next(
         word.rstrip(".") for r in asked["replies"] for word in r["text"].split() if "-" in word and len(word) >= 9
     )
-    maria = 424242
-    since = await chat.say(maria, f"/start {code}")
-    assert "Linked" in text_of(await chat.reply_to(maria, since))
-    since = await chat.say(maria, "show my team's open deals")
-    assert "link your CRM account" not in text_of(await chat.reply_to(maria, since))
-    since = await chat.say(maria, "unlink")
-    assert "no longer linked" in text_of(await chat.reply_to(maria, since))
-    since = await chat.say(maria, "show my open deals")
-    answer = text_of(await chat.reply_to(maria, since))
+    telegram_user = 424242
+    since = await chat.say(telegram_user, f"/start {code}")
+    assert "Linked" in text_of(await chat.reply_to(telegram_user, since))
+    since = await chat.say(telegram_user, "show my team's open deals")
+    assert "link your CRM account" not in text_of(await chat.reply_to(telegram_user, since))
+    since = await chat.say(telegram_user, "unlink")
+    assert "no longer linked" in text_of(await chat.reply_to(telegram_user, since))
+    since = await chat.say(telegram_user, "show my open deals")
+    answer = text_of(await chat.reply_to(telegram_user, since))
     assert "link" in answer.lower() and "$" not in answer
-    since = await chat.say(maria, f"/start {code}")  # the code worked once
-    assert "not valid" in text_of(await chat.reply_to(maria, since))
+    since = await chat.say(telegram_user, f"/start {code}")  # the code worked once
+    assert "not valid" in text_of(await chat.reply_to(telegram_user, since))
