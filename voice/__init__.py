@@ -1,4 +1,2 @@
-"""Voice: audio in to text (Vosk, with an offline fallback) and text to audio (pyttsx3).
-
-Not built yet; the voice channel will talk to the assistant through the same gateway API.
-"""
+"""Voice: audio in to text (Vosk, or the bundled faster-whisper tiny.en) and text to audio (espeak-ng,
+through its command or pyttsx3); the gateway's voice endpoints are in assistant/voice_api.py."""
