@@ -454,6 +454,7 @@ ENGINE_COMMANDS = (
     "assistant.commands.signals",
     "assistant.commands.evaluation",
     "assistant.commands.conversations",
+    "assistant.commands.voice",
 )
 
 

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LINKED_CHANNELS = frozenset({"slack", "telegram"})
+# Channels whose client names (or gets) an opaque conversation id, like the REST API.
+CLIENT_THREADED = frozenset({"api", "voice"})
 # Typed text is never a Rasa payload. A message in payload syntax ("/affirm", '/inform{"amount": 1}') is
 # answered with a sentence and goes no further, so typing cannot confirm a read-back or fill slots;
 # other text starting with slashes loses them so that Rasa reads it as words.
@@ -230,11 +232,11 @@ class Dialogue:
     def _prepare(self, uow: UnitOfWork, inbound: Inbound, actor: Actor | None, text: str | None) -> _Prepared | Outcome:
         sender = inbound.sender
         introduce_visitor = False
-        if sender.channel == "api":
+        if sender.channel in CLIENT_THREADED:
             if actor is None:
-                raise AuthenticationFailed("The API channel needs a signed-in user.")
+                raise AuthenticationFailed("This channel needs a signed-in user.")
             try:
-                conversation_id = conversations.claim_conversation(uow, inbound.thread or None, "api")
+                conversation_id = conversations.claim_conversation(uow, inbound.thread or None, sender.channel)
             except Exception as exc:  # NotFound / ValidationFailed: the client's id
                 raise ConversationRefused(exc) from exc
         elif actor is not None:
@@ -254,7 +256,9 @@ class Dialogue:
             rasa_text = clicked.payload
         else:
             assert text is not None  # noqa: S101 - checked by handle()
-            conversations.record_turn(uow, conversation_id, "user", text)
+            conversations.record_turn(
+                uow, conversation_id, "user", text, {"voice": inbound.heard} if inbound.heard else None
+            )
             typed = TYPED_PAYLOAD.match(text)
             if typed and typed.group(1).lower() not in CHAT_COMMANDS:
                 conversations.record_turn(uow, conversation_id, "bot", TYPED_COMMAND, {"buttons": []})

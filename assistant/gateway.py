@@ -20,10 +20,12 @@ import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from assistant import voice_api
 from assistant.dialogue import DELIVERY, DIALOGUE, ConversationRefused, Dialogue, DialogueUnavailable
 from assistant.messages import Inbound, Reply, Sender
 from assistant.rasa_client import ActionServerClient, RasaClient
 from assistant.settings import Settings, open_store
+from assistant.voice_api import VOICE
 from channels import web as widget
 from crm_backend.api.app import build_app
 from crm_backend.api.http import STORE, ApiError, authenticate, json_response, read_json
@@ -143,6 +145,7 @@ async def readyz(request: web.Request) -> web.Response:
             "telegram": settings.telegram_mode if settings.telegram_enabled else False,
             "notifications": sorted(request.app[DELIVERY].channels()),
         },
+        "voice": request.app[VOICE].state() if VOICE in request.app else {"ok": False, "detail": "off"},
     }
     return json_response(
         {"status": "ready" if ready else "not_ready", "components": components, "details": details},
@@ -190,6 +193,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
 
     app.cleanup_ctx.append(clients)
     widget.mount(app, settings)
+    voice_api.mount(app, settings)
     if settings.slack_enabled:
         from channels import slack  # imported only when switched on: slack-bolt is a large import
 

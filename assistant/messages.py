@@ -48,6 +48,7 @@ class Inbound:
     attachments: tuple[Attachment, ...] = ()
     room: str = ""  # the shared room the message was posted in ("" for a private chat / DM)
     shared: bool = False  # other people can read what is posted in `room`
+    heard: dict[str, object] | None = None  # `text` is a speech transcript: its confidence and engine
 
 
 @dataclass(frozen=True, slots=True)

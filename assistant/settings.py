@@ -74,6 +74,21 @@ class Settings(BaseSettings):
     widget_messages_per_minute: int = Field(default=20, alias="WIDGET_MESSAGES_PER_MINUTE", ge=1, le=600)
     widget_cookie_secure: bool = Field(default=False, alias="WIDGET_COOKIE_SECURE")
 
+    # Voice: speech to text (Vosk when an English Vosk model is configured, else the bundled
+    # faster-whisper tiny.en), text to speech (pyttsx3 driving espeak-ng), and the limits on audio in.
+    voice_engine: str = Field(default="auto", alias="VOICE_ENGINE", pattern="^(auto|vosk|whisper)$")
+    vosk_model_path: Path | None = Field(default=None, alias="VOSK_MODEL_PATH")
+    vosk_grammar: bool = Field(default=True, alias="VOSK_GRAMMAR")  # record names as a Vosk phrase list
+    whisper_model_path: Path | None = Field(default=None, alias="WHISPER_MODEL_PATH")  # default: the bundled tiny.en
+    voice_min_confidence: float = Field(default=0.35, alias="VOICE_MIN_CONFIDENCE", ge=0, le=1)
+    voice_max_bytes: int = Field(default=10 * 1024 * 1024, alias="VOICE_MAX_BYTES", ge=1024)
+    voice_max_seconds: float = Field(default=60.0, alias="VOICE_MAX_SECONDS", gt=0, le=600)
+    tts_voice: str = Field(default="gmw/en-us", alias="TTS_VOICE")
+    tts_rate: int = Field(default=175, alias="TTS_RATE", ge=80, le=400)
+    # espeak-ng's command renders replies by default (pyttsx3 2.99 races espeak-ng when rendering to a
+    # file, see docs/voice-speech.md); pyttsx3 stays available.
+    tts_backend: str = Field(default="auto", alias="TTS_BACKEND", pattern="^(auto|espeak-ng|pyttsx3)$")
+
     @property
     def slack_enabled(self) -> bool:
         return self.slack_bot_token is not None
@@ -174,12 +189,23 @@ class Settings(BaseSettings):
             "WIDGET_ALLOWED_ORIGINS": self.widget_allowed_origins,
             "WIDGET_MESSAGES_PER_MINUTE": str(self.widget_messages_per_minute),
             "WIDGET_COOKIE_SECURE": str(self.widget_cookie_secure).lower(),
+            "VOICE_ENGINE": self.voice_engine,
+            "VOSK_GRAMMAR": str(self.vosk_grammar).lower(),
+            "VOICE_MIN_CONFIDENCE": str(self.voice_min_confidence),
+            "VOICE_MAX_BYTES": str(self.voice_max_bytes),
+            "VOICE_MAX_SECONDS": str(self.voice_max_seconds),
+            "TTS_VOICE": self.tts_voice,
+            "TTS_RATE": str(self.tts_rate),
+            "TTS_BACKEND": self.tts_backend,
             # Used by endpoints.yml (Rasa substitutes ${...} when it reads the file).
             "ACTION_ENDPOINT_URL": f"{self.action_server_url}/webhook",
             # Nothing in the product calls the internet.
             "RASA_TELEMETRY_ENABLED": "false",
             "SANIC_HOST": self.bind_host,
         }
+        for name, path in (("VOSK_MODEL_PATH", self.vosk_model_path), ("WHISPER_MODEL_PATH", self.whisper_model_path)):
+            if path is not None:
+                env[name] = str(path)
         for name, secret in (
             ("SLACK_BOT_TOKEN", self.slack_bot_token),
             ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
