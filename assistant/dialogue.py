@@ -24,7 +24,8 @@ from aiohttp import web
 from assistant.messages import Button, Inbound, Outcome, Reply, Sender
 from assistant.rasa_client import ActionServerClient, RasaClient, UpstreamUnavailable
 from assistant.settings import Settings
-from crm_backend.errors import AuthenticationFailed, Conflict, NotFound
+from crm_backend.api.http import ApiError
+from crm_backend.errors import AuthenticationFailed, Conflict, NotFound, ValidationFailed
 from crm_backend.scheduler.delivery import Registry
 from crm_backend.services import conversations, identities
 from crm_backend.services.auth import IDENTITY_KEY, authenticate_token, sign_identity, sign_visitor
@@ -340,6 +341,18 @@ class Dialogue:
             private=True,
             user_id=actor.user_id,
         )
+
+
+async def api_turn(app: web.Application, inbound: Inbound, actor: Actor) -> Outcome:
+    """A turn for the HTTP endpoints (text and voice): the Dialogue's errors as `ApiError`s."""
+    try:
+        return await app[DIALOGUE].handle(inbound, actor=actor)
+    except ConversationRefused as exc:
+        if isinstance(exc.error, ValidationFailed):
+            raise ApiError(400, "invalid_body", exc.error.message, fields=exc.error.fields) from exc
+        raise ApiError(404, "conversation_not_found", "No such conversation.") from exc
+    except DialogueUnavailable as exc:
+        raise ApiError(503, exc.code, exc.message) from exc
 
 
 DIALOGUE = web.AppKey("dialogue", Dialogue)

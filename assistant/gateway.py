@@ -21,7 +21,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant import voice_api
-from assistant.dialogue import DELIVERY, DIALOGUE, ConversationRefused, Dialogue, DialogueUnavailable
+from assistant.dialogue import DELIVERY, DIALOGUE, Dialogue, api_turn
 from assistant.messages import Inbound, Reply, Sender
 from assistant.rasa_client import ActionServerClient, RasaClient
 from assistant.settings import Settings, open_store
@@ -97,14 +97,7 @@ async def post_message(request: web.Request) -> web.Response:
         text=message.text,
         button=message.button,
     )
-    try:
-        outcome = await request.app[DIALOGUE].handle(inbound, actor=actor)
-    except ConversationRefused as exc:
-        if isinstance(exc.error, ValidationFailed):
-            raise ApiError(400, "invalid_body", exc.error.message, fields=exc.error.fields) from exc
-        raise ApiError(404, "conversation_not_found", "No such conversation.") from exc
-    except DialogueUnavailable as exc:
-        raise ApiError(503, exc.code, exc.message) from exc
+    outcome = await api_turn(request.app, inbound, actor)
     if outcome.status == "stale_button":
         raise ApiError(409, "stale_button", outcome.replies[0].text)
     return json_response(

@@ -23,11 +23,10 @@ from typing import Any, Final
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
-from assistant.dialogue import DIALOGUE, ConversationRefused, DialogueUnavailable
+from assistant.dialogue import api_turn
 from assistant.messages import Inbound, Outcome, Reply, Sender
 from assistant.settings import Settings
 from crm_backend.api.http import STORE, ApiError, authenticate, in_unit_of_work, json_response
-from crm_backend.errors import ValidationFailed
 from crm_backend.services.auth import authenticate_token
 from crm_backend.services.vocabulary import record_names
 from crm_backend.store import Actor
@@ -159,14 +158,7 @@ async def voice_turn(
         text=transcript.text,
         heard={"confidence": round(transcript.confidence, 3), "engine": transcript.engine},
     )
-    try:
-        return await request.app[DIALOGUE].handle(inbound, actor=actor), True
-    except ConversationRefused as exc:
-        if isinstance(exc.error, ValidationFailed):
-            raise ApiError(400, "invalid_body", exc.error.message, fields=exc.error.fields) from exc
-        raise ApiError(404, "conversation_not_found", "No such conversation.") from exc
-    except DialogueUnavailable as exc:
-        raise ApiError(503, exc.code, exc.message) from exc
+    return await api_turn(request.app, inbound, actor), True
 
 
 async def spoken(speaker: Speaker, replies: list[Reply]) -> tuple[str, bytes]:
