@@ -23,15 +23,14 @@ from typing import Any, Final
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
-from assistant.dialogue import api_turn
+from assistant.dialogue import DIALOGUE, api_turn
 from assistant.messages import Inbound, Outcome, Reply, Sender
 from assistant.settings import Settings
 from crm_backend.api.http import STORE, ApiError, authenticate, in_unit_of_work, json_response
-from crm_backend.services.auth import authenticate_token
 from crm_backend.services.vocabulary import record_names
 from crm_backend.store import Actor
 from voice.audio import AudioRejected, EndOfUtterance, Pcm, decode_to_pcm16k
-from voice.recognition import Engine, Transcript, VoiceUnavailable, load_engine
+from voice.recognition import Engine, Transcript, VoiceUnavailable, load_engine, transcribe
 from voice.speech import Speaker
 from voice.spoken import for_speech
 from voice.vocabulary import hotword_phrases
@@ -185,7 +184,7 @@ async def post_voice(request: web.Request) -> web.Response:
         raise ApiError(exc.status, "audio_rejected", exc.message) from exc
     # Names only help a request that can hold one; on a short answer ("yes") they make Whisper hallucinate.
     vocabulary = await _vocabulary(request, actor) if pcm.duration_seconds > SHORT_ANSWER_SECONDS else []
-    transcript = await asyncio.to_thread(_transcribe, engine, pcm, vocabulary)
+    transcript = await asyncio.to_thread(transcribe, engine, pcm, vocabulary)
     outcome, _understood = await voice_turn(request, actor, transcript, options.get("conversation_id") or None)
     body: dict[str, Any] = {
         "conversation_id": outcome.conversation_id,
@@ -197,12 +196,6 @@ async def post_voice(request: web.Request) -> web.Response:
         body["speech"] = speech
         body["audio"] = {"content_type": "audio/wav", "base64": base64.b64encode(wav).decode("ascii")}
     return json_response(body)
-
-
-def _transcribe(engine: Engine, pcm: Pcm, vocabulary: list[str]) -> Transcript:
-    recognizer = engine.recognizer(vocabulary, partials=False)
-    recognizer.accept(pcm.data)
-    return recognizer.finish()
 
 
 async def stream_voice(request: web.Request) -> web.StreamResponse:
@@ -266,10 +259,7 @@ async def _stream_actor(request: web.Request, ws: web.WebSocketResponse) -> Acto
     token = frame.get("token") if isinstance(frame, dict) and frame.get("type") == "auth" else None
     if not isinstance(token, str):
         return None
-    try:
-        return await in_unit_of_work(request.app[STORE], None, lambda uow: authenticate_token(uow, token))
-    except ApiError:
-        return None
+    return await request.app[DIALOGUE].authenticate(token)
 
 
 async def _utterances(
