@@ -138,6 +138,17 @@ class Turn:
         return user_zone(uow)
 
 
+PENDING_SLOT = "pending_write"  # a read-back waiting for the user's yes (actions.confirm.Pending)
+
+
+def remember_heard(events: list[dict[str, Any]], heard: str) -> None:
+    """A read-back asked for by voice keeps the transcript, so the confirmed write's audit rows carry it."""
+    for event in events:
+        value = event.get("value") if event.get("event") == "slot" and event.get("name") == PENDING_SLOT else None
+        if isinstance(value, dict) and not value.get("heard"):
+            value["heard"] = heard
+
+
 class CrmAction(Action, ABC):
     """Base of actions that read or write the CRM as the signed-in user."""
 
@@ -165,6 +176,7 @@ class CrmAction(Action, ABC):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
         rt = runtime.current()
+        claims: IdentityClaims | None = None
         try:
             claims = identity_of(tracker, rt)
             result = await asyncio.to_thread(self._transaction, rt, Turn(tracker, claims))
@@ -180,6 +192,8 @@ class CrmAction(Action, ABC):
         for reply in result.replies:
             buttons = [{"title": title, "payload": payload} for title, payload in reply.buttons]
             dispatcher.utter_message(text=reply.text, buttons=buttons or None)
+        if claims is not None and claims.heard:
+            remember_heard(result.events, claims.heard)
         return result.events
 
     def events_after_error(self) -> list[dict[str, Any]]:
@@ -187,7 +201,7 @@ class CrmAction(Action, ABC):
         return []
 
     def _transaction(self, rt: runtime.ActionRuntime, turn: Turn) -> ActionResult:
-        with rt.store.unit_of_work(channel=turn.claims.channel) as uow:
+        with rt.store.unit_of_work(channel=turn.claims.audit_channel) as uow:
             uow.actor = load_actor(uow, turn.claims.user_id)
             self.prepare_unit_of_work(uow, turn)
             return self.perform(uow, turn)

@@ -24,14 +24,14 @@ from rasa_sdk.events import ActiveLoop, SlotSet
 from sqlalchemy import select
 
 from actions import runtime
-from actions.base import Ask, CrmAction, Turn
+from actions.base import PENDING_SLOT, Ask, CrmAction, Turn
 from actions.replies import ActionResult, Reply
 from crm_backend.errors import Conflict
 from crm_backend.models.audit import AuditLog
 from crm_backend.services import undo
 from crm_backend.store import UnitOfWork
 
-PENDING = "pending_write"
+PENDING = PENDING_SLOT
 PENDING_TTL_SECONDS = 15 * 60  # a read-back older than this is not applied by a "yes"
 YES_NO = [("Yes", "/affirm"), ("No", "/deny")]
 
@@ -46,6 +46,7 @@ class Pending:
     buttons: list[tuple[str, str]] = field(default_factory=list)  # extra choices besides Yes/No
     note: str = ""  # said before the read-back when it is asked again ("That slot has just been taken.")
     at: float = field(default_factory=time.time)  # when it was read back (a late "yes" must not apply it)
+    heard: str | None = None  # the spoken request's transcript, when it was asked for by voice
 
     def as_slot(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +63,7 @@ class Pending:
             [tuple(b) for b in value.get("buttons") or [] if isinstance(b, list | tuple) and len(b) == 2],
             str(value.get("note") or ""),
             float(value.get("at") or 0.0),
+            str(value["heard"]) if isinstance(value.get("heard"), str) else None,
         )
 
 
@@ -128,6 +130,9 @@ class ActionConfirm(CrmAction):
 
     def prepare_unit_of_work(self, uow: UnitOfWork, turn: Turn) -> None:
         undo.begin_change(uow)
+        pending = Pending.from_slot(turn.slot(PENDING))
+        heard = [h for h in (pending.heard if pending else None, turn.claims.heard) if h]
+        uow.transcript = " → ".join(heard) or None
 
     def events_after_error(self) -> list[dict[str, Any]]:
         return forget()

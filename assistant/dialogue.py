@@ -27,7 +27,7 @@ from assistant.settings import Settings
 from crm_backend.api.http import ApiError
 from crm_backend.errors import AuthenticationFailed, Conflict, NotFound, ValidationFailed
 from crm_backend.scheduler.delivery import Registry
-from crm_backend.services import conversations, identities
+from crm_backend.services import conversations, identities, users
 from crm_backend.services.auth import IDENTITY_KEY, authenticate_token, sign_identity, sign_visitor
 from crm_backend.store import Actor, Store, UnitOfWork
 
@@ -46,6 +46,9 @@ CHAT_COMMANDS = frozenset({"help", "cancel", "start", "stop"})
 PAYLOAD_LIKE = re.compile(r"^\s*/+")
 LINK_COMMAND = re.compile(r"^\s*/?(link|link code|link my account|connect)\s*[.!]?\s*$", re.IGNORECASE)
 UNLINK_COMMAND = re.compile(r"^\s*/?(unlink|disconnect|unlink me)\s*[.!]?\s*$", re.IGNORECASE)
+VOICE_COMMAND = re.compile(
+    r"^\s*/?(?:voice|voice replies|voice notes|spoken replies)\s+(?P<switch>on|off)\s*[.!]?\s*$", re.IGNORECASE
+)
 BUTTON_MAX_AGE = dt.timedelta(days=1)
 AUDIENCE_SLOT = "audience"
 
@@ -139,6 +142,18 @@ class Dialogue:
         except AuthenticationFailed:
             return None
 
+    async def actor_of(self, sender: Sender) -> Actor | None:
+        """The CRM user a Slack or Telegram account is linked to (None when it is not linked)."""
+        if sender.channel not in LINKED_CHANNELS:
+            return None
+        return await self._in_transaction(
+            lambda uow: identities.actor_for_identity(uow, sender.channel, sender.external_id, sender.workspace)
+        )
+
+    async def wants_voice_replies(self, actor: Actor) -> bool:
+        """The user's setting: answer a voice message with a voice note too ("voice off" turns it off)."""
+        return await self._in_transaction(users.voice_replies, actor)
+
     async def first_time(self, channel: str, event_id: str) -> bool:
         """True only the first time a platform event id is seen; kept in the database, so retries
         that reach another process or arrive after a restart are dropped too."""
@@ -176,9 +191,7 @@ class Dialogue:
         sender = inbound.sender
         text = inbound.text.strip() if inbound.text is not None else None
         if sender.channel in LINKED_CHANNELS:
-            actor = await self._in_transaction(
-                lambda uow: identities.actor_for_identity(uow, sender.channel, sender.external_id, sender.workspace)
-            )
+            actor = await self.actor_of(sender)
             if actor is None:
                 return await self._link_or_explain(sender, text or "", shared=inbound.shared)
             if text and UNLINK_COMMAND.match(text):
@@ -190,6 +203,8 @@ class Dialogue:
                 )
         if actor is not None and text and LINK_COMMAND.match(text):
             return await self._issue_code(actor)
+        if actor is not None and text and (voice := VOICE_COMMAND.match(text)):
+            return await self._set_voice_replies(actor, voice["switch"].lower() == "on")
         if inbound.button is None and not text:
             return Outcome(None, [Reply("Please type a message.")], status="answered")
         if text and len(text) > self.settings.max_message_chars:
@@ -202,7 +217,13 @@ class Dialogue:
         if isinstance(prepared, Outcome):
             return prepared
         if actor is not None:
-            identity = sign_identity(self.settings.secret(), actor, sender.channel, prepared.conversation_id)
+            identity = sign_identity(
+                self.settings.secret(),
+                actor,
+                sender.channel,
+                prepared.conversation_id,
+                heard=inbound.text if inbound.heard else None,
+            )
         else:
             identity = sign_visitor(
                 self.settings.secret(), sender.external_id, sender.channel, prepared.conversation_id
@@ -325,6 +346,15 @@ class Dialogue:
             status="linked",
             user_id=actor.user_id,
         )
+
+    async def _set_voice_replies(self, actor: Actor, enabled: bool) -> Outcome:
+        await self._in_transaction(lambda uow: users.set_voice_replies(uow, enabled), actor)
+        text = (
+            "Done: I'll answer your voice messages with a voice note as well as text."
+            if enabled
+            else "Done: I'll answer your voice messages in text only."
+        )
+        return Outcome(None, [Reply(text)], user_id=actor.user_id)
 
     async def _issue_code(self, actor: Actor) -> Outcome:
         ttl = dt.timedelta(minutes=self.settings.link_code_minutes)

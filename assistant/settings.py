@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         return self.telegram_bot_token is not None
 
     @property
+    def telegram_file_url(self) -> str:
+        """Where the Bot API serves files (voice notes): beside TELEGRAM_API_URL, `.../file/bot`."""
+        base = self.telegram_api_url.rstrip("/")
+        return f"{base[:-3]}file/bot" if base.endswith("/bot") else f"{base}/file/bot"
+
+    @property
     def widget_origins(self) -> frozenset[str]:
         return frozenset(o.strip().rstrip("/") for o in self.widget_allowed_origins.split(",") if o.strip())
 

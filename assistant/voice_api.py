@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from aiohttp import BodyPartReader, WSMsgType, web
@@ -83,9 +83,9 @@ class VoiceService:
 VOICE = web.AppKey("voice", VoiceService)
 
 
-async def _vocabulary(request: web.Request, actor: Actor) -> list[str]:
+async def vocabulary_for(app: web.Application, actor: Actor) -> list[str]:
     """Short phrases from the names of the records the speaker may see (the recogniser's hotwords)."""
-    names: list[str] = await in_unit_of_work(request.app[STORE], actor, record_names, read_only=True)
+    names: list[str] = await in_unit_of_work(app[STORE], actor, record_names, read_only=True)
     return hotword_phrases(names)
 
 
@@ -166,6 +166,71 @@ async def spoken(speaker: Speaker, replies: list[Reply]) -> tuple[str, bytes]:
     return (text, await speaker.synthesize(text)) if text else ("", b"")
 
 
+@dataclass(frozen=True)
+class SpokenTurn:
+    """A voice message answered: the Outcome (its first reply says what was heard), the transcript, and
+    the replies as speech (WAV) when the speaker wants voice replies (b"" otherwise)."""
+
+    outcome: Outcome
+    transcript: Transcript | None
+    speech: bytes = b""
+    heard: bool = False  # the transcript was clear enough to be answered
+
+
+def heard_reply(transcript: Transcript) -> Reply:
+    return Reply(f"I heard: \u201c{transcript.text}\u201d")
+
+
+async def answer_transcript(
+    app: web.Application, inbound: Inbound, transcript: Transcript, actor: Actor | None, *, echo: bool = True
+) -> SpokenTurn:
+    """A transcript from a chat channel (a voice note, the widget's push-to-talk) through the Dialogue like
+    typed text: shown back first ("I heard: ..." unless `echo` is off, for a client that shows the
+    transcript itself), answered, and spoken when the user wants voice replies."""
+    service = app[VOICE]
+    if not transcript.text.strip() or transcript.confidence < service.settings.voice_min_confidence:
+        return SpokenTurn(Outcome(None, [Reply(DIDNT_CATCH)]), transcript)
+    heard = {"confidence": round(transcript.confidence, 3), "engine": transcript.engine}
+    outcome = await app[DIALOGUE].handle(replace(inbound, text=transcript.text, heard=heard), actor=actor)
+    answered = replace(outcome, replies=[heard_reply(transcript), *outcome.replies]) if echo else outcome
+    speaker = service.speaker
+    if actor is None or speaker is None or not outcome.replies or not await app[DIALOGUE].wants_voice_replies(actor):
+        return SpokenTurn(answered, transcript, heard=True)
+    _text, wav = await spoken(speaker, outcome.replies)
+    return SpokenTurn(answered, transcript, wav, heard=True)
+
+
+async def voice_note(
+    app: web.Application, inbound: Inbound, audio: bytes, content_type: str | None, *, actor: Actor | None = None
+) -> SpokenTurn:
+    """A recorded voice message from a chat channel (a Telegram voice note, a Slack audio clip): decoded,
+    transcribed with the speaker's record names as hints, then answered like typed text. An unlinked
+    chat account gets the linking instructions; a recording that cannot be used gets a sentence why."""
+    dialogue = app[DIALOGUE]
+    actor = actor or await dialogue.actor_of(inbound.sender)
+    if actor is None:  # not linked: the Dialogue explains how to link (nothing is transcribed)
+        return SpokenTurn(await dialogue.handle(replace(inbound, text="")), None)
+    service = app[VOICE]
+    settings = service.settings
+    try:
+        engine, _speaker = await service.ready()
+    except ApiError as exc:
+        return SpokenTurn(Outcome(None, [Reply(f"{exc.message} Please type your message instead.")]), None)
+    try:
+        pcm = await asyncio.to_thread(
+            decode_to_pcm16k,
+            audio,
+            content_type,
+            max_bytes=settings.voice_max_bytes,
+            max_seconds=settings.voice_max_seconds,
+        )
+    except AudioRejected as exc:
+        return SpokenTurn(Outcome(None, [Reply(f"I couldn't use that recording: {exc.message}")]), None)
+    vocabulary = await vocabulary_for(app, actor) if pcm.duration_seconds > SHORT_ANSWER_SECONDS else []
+    transcript = await asyncio.to_thread(transcribe, engine, pcm, vocabulary)
+    return await answer_transcript(app, inbound, transcript, actor)
+
+
 async def post_voice(request: web.Request) -> web.Response:
     service = request.app[VOICE]
     settings = service.settings
@@ -183,7 +248,7 @@ async def post_voice(request: web.Request) -> web.Response:
     except AudioRejected as exc:
         raise ApiError(exc.status, "audio_rejected", exc.message) from exc
     # Names only help a request that can hold one; on a short answer ("yes") they make Whisper hallucinate.
-    vocabulary = await _vocabulary(request, actor) if pcm.duration_seconds > SHORT_ANSWER_SECONDS else []
+    vocabulary = await vocabulary_for(request.app, actor) if pcm.duration_seconds > SHORT_ANSWER_SECONDS else []
     transcript = await asyncio.to_thread(transcribe, engine, pcm, vocabulary)
     outcome, _understood = await voice_turn(request, actor, transcript, options.get("conversation_id") or None)
     body: dict[str, Any] = {
@@ -216,7 +281,7 @@ async def stream_voice(request: web.Request) -> web.StreamResponse:
         except ApiError as exc:
             await ws.send_json({"type": "error", "code": exc.code, "message": exc.message})
             return ws
-        vocabulary = await _vocabulary(request, actor)
+        vocabulary = await vocabulary_for(request.app, actor)
         conversation_id: str | None = request.query.get("conversation_id") or None
         async for utterance in _utterances(ws, engine, vocabulary, settings):
             outcome, _ = await voice_turn(request, actor, utterance, conversation_id)
@@ -262,36 +327,49 @@ async def _stream_actor(request: web.Request, ws: web.WebSocketResponse) -> Acto
     return await request.app[DIALOGUE].authenticate(token)
 
 
+class Listening:
+    """One utterance arriving as 16 kHz mono s16le frames: partial transcripts while it grows, its end
+    by silence (EndOfUtterance), and a time limit. Only speech and a short pause reach the recogniser:
+    long silence makes Whisper hallucinate ("Mhm", "Thank you")."""
+
+    def __init__(self, engine: Engine, vocabulary: list[str], settings: Settings) -> None:
+        self.recognizer = engine.recognizer(vocabulary, partials=True)
+        self.end = EndOfUtterance()
+        self.max_seconds = settings.voice_max_seconds
+        self.seconds = 0.0
+
+    async def feed(self, data: bytes) -> tuple[str | None, bool]:
+        """Take a frame; (a new partial transcript or None, whether the speaker has stopped).
+        AudioRejected (413) past the time limit."""
+        self.seconds += len(data) / (2 * STREAM_SAMPLE_RATE)
+        if self.seconds > self.max_seconds:
+            raise AudioRejected(413, f"That was longer than {self.max_seconds:g} seconds; please keep it shorter.")
+        finished = self.end.feed(data)
+        if finished or self.end.speech_ms == 0 or self.end.trailing_silence_ms > TRAILING_SILENCE_MS:
+            return None, finished
+        partial = await asyncio.to_thread(self.recognizer.accept, data)
+        return (partial.text if partial is not None and partial.text else None), False
+
+    async def finish(self) -> Transcript:
+        return await asyncio.to_thread(self.recognizer.finish)
+
+
 async def _utterances(
     ws: web.WebSocketResponse, engine: Engine, vocabulary: list[str], settings: Settings
 ) -> AsyncIterator[Transcript]:
     """One final transcript per utterance; partials are sent as they come."""
-    recognizer = engine.recognizer(vocabulary, partials=True)
-    end = EndOfUtterance()
-    seconds = 0.0
+    listening = Listening(engine, vocabulary, settings)
     async for message in ws:
         finished = False
         if message.type == WSMsgType.BINARY:
-            data: bytes = message.data
-            seconds += len(data) / (2 * STREAM_SAMPLE_RATE)
-            if seconds > settings.voice_max_seconds:
-                await ws.send_json(
-                    {
-                        "type": "error",
-                        "code": "audio_too_long",
-                        "message": f"That was longer than {settings.voice_max_seconds:g} seconds; "
-                        "please keep it shorter.",
-                    }
-                )
+            try:
+                partial, finished = await listening.feed(message.data)
+            except AudioRejected as exc:
+                await ws.send_json({"type": "error", "code": "audio_too_long", "message": exc.message})
                 finished = True
             else:
-                finished = end.feed(data)
-                # Only the speech and a short pause go to the recogniser: long silence makes Whisper
-                # hallucinate ("Mhm", "Thank you").
-                if end.speech_ms > 0 and end.trailing_silence_ms <= TRAILING_SILENCE_MS and not finished:
-                    partial = await asyncio.to_thread(recognizer.accept, data)
-                    if partial is not None and partial.text:
-                        await ws.send_json({"type": "partial", "text": partial.text})
+                if partial:
+                    await ws.send_json({"type": "partial", "text": partial})
         elif message.type == WSMsgType.TEXT:
             try:
                 frame = json.loads(message.data)
@@ -301,11 +379,8 @@ async def _utterances(
         else:
             break
         if finished:
-            final = await asyncio.to_thread(recognizer.finish)
-            yield final
-            recognizer = engine.recognizer(vocabulary, partials=True)
-            end = EndOfUtterance()
-            seconds = 0.0
+            yield await listening.finish()
+            listening = Listening(engine, vocabulary, settings)
 
 
 def mount(app: web.Application, settings: Settings) -> None:

@@ -22,6 +22,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -35,6 +36,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from assistant.dialogue import DELIVERY, DIALOGUE, DialogueUnavailable
 from assistant.messages import Inbound, Outcome, Sender
 from assistant.settings import Settings
+from assistant.voice_api import VOICE, voice_note
 from channels import ChannelMisconfigured
 from channels.slack_blocks import (
     ACTION_PREFIX,
@@ -49,6 +51,7 @@ from channels.slack_blocks import (
     plain_text,
     reply_blocks,
 )
+from voice.audio import encode_voice_note
 
 if TYPE_CHECKING:
     from crm_backend.scheduler.delivery import NotificationView
@@ -109,6 +112,17 @@ def is_direct(channel: str, channel_type: str | None = None) -> bool:
     return channel_type == "im" if channel_type else channel.startswith("D")
 
 
+def audio_clip(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The audio file a message shares (a Slack audio clip, or an uploaded recording), if any."""
+    for file in event.get("files") or []:
+        if not isinstance(file, dict):
+            continue
+        mimetype = str(file.get("mimetype", ""))
+        if mimetype.startswith("audio/") or (file.get("subtype") == "slack_audio" and mimetype.startswith("video/")):
+            return file
+    return None
+
+
 def client_timeout(settings: Settings) -> int:
     """slack-sdk takes whole seconds."""
     return max(1, math.ceil(settings.channel_timeout_seconds))
@@ -167,6 +181,7 @@ class SlackChannel:
         if self._socket_mode and not self._app_token.strip():
             raise ChannelMisconfigured("Slack Socket Mode needs SLACK_APP_TOKEN (xapp-…, with connections:write).")
         self.client = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=self._timeout)
+        self._file_hosts = {"files.slack.com", urlsplit(settings.slack_api_url).hostname or "slack.com"}
         self.bolt = AsyncApp(
             name="crm-assistant",
             signing_secret=secret,
@@ -257,8 +272,9 @@ class SlackChannel:
         direct = is_direct(channel, event.get("channel_type"))
         raw = str(event.get("text") or "")
         thread_ts = str(event.get("thread_ts") or "")
+        clip = audio_clip(event)
         if not direct:
-            if mentions(raw, bot):
+            if mentions(raw, bot) and clip is None:
                 return  # the app_mention event for the same message answers it
             if not thread_ts or thread_ts == event.get("ts"):
                 return  # channel chatter, not addressed to us
@@ -267,7 +283,7 @@ class SlackChannel:
         inbound = Inbound(
             sender=Sender(CHANNEL, user, team),
             thread=f"{team}:{channel}:{thread_ts}",
-            text=plain_text(raw, bot) or BARE_MENTION,
+            text=None if clip is not None else plain_text(raw, bot) or BARE_MENTION,
             room="" if direct else channel,
             shared=not direct,
         )
@@ -275,7 +291,68 @@ class SlackChannel:
             return
         if not await self._first_time(body.get("event_id")):
             return
-        await self._turn(inbound, Target(channel, user, thread_ts, shared=not direct))
+        target = Target(channel, user, thread_ts, shared=not direct)
+        if clip is not None:
+            await self._voice_turn(inbound, target, clip)
+        else:
+            await self._turn(inbound, target)
+
+    async def _voice_turn(self, inbound: Inbound, target: Target, clip: dict[str, Any]) -> None:
+        """An audio clip: downloaded with the bot token (from Slack's file host only), transcribed, shown
+        back ("I heard: ..."), answered like typed text; spoken back as a clip where the answer is public."""
+        limit = self._app[VOICE].settings.voice_max_bytes
+        if int(clip.get("size") or 0) > limit:
+            await self._tell(target, f"That recording is too long for me (the limit is {limit / 1024 / 1024:g} MB).")
+            return
+        try:
+            audio = await self._download(str(clip.get("url_private_download") or clip.get("url_private") or ""), limit)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("slack: could not fetch an audio clip: %s", slack_error(exc))
+            await self._tell(target, "I couldn't fetch that recording from Slack. Please try again, or type it.")
+            return
+        try:
+            answer = await voice_note(self._app, inbound, audio, str(clip.get("mimetype") or ""))
+        except DialogueUnavailable as exc:
+            await self._tell(target, exc.message)
+            return
+        except Exception:
+            log.exception("slack: a voice turn failed")
+            await self._tell(target, UNEXPECTED)
+            return
+        await self._deliver(answer.outcome, target)
+        if answer.speech and visibility(answer.outcome, target) == "public":
+            await self._upload_speech(answer.speech, target)
+
+    async def _download(self, url: str, limit: int) -> bytes:
+        """A file Slack holds, fetched with the bot token; only from Slack's file host (or the configured
+        API host, for a self-hosted gateway in front of Slack), so the token never goes anywhere else."""
+        host = urlsplit(url).hostname or ""
+        if urlsplit(url).scheme not in ("https", "http") or host not in self._file_hosts:
+            raise ValueError(f"not a Slack file URL ({host or 'no host'})")
+        assert self._http is not None  # noqa: S101 - set in start()
+        headers = {"Authorization": f"Bearer {self.client.token}"}
+        async with self._http.get(url, headers=headers, allow_redirects=False) as resp:
+            resp.raise_for_status()
+            data = await resp.content.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError("the file is over the size limit")
+        return data
+
+    async def _upload_speech(self, speech: bytes, target: Target) -> None:
+        """The spoken answer as an OGG/Opus file in the same conversation (files.uploadV2)."""
+        try:
+            note = await asyncio.to_thread(encode_voice_note, speech)
+            await self.client.files_upload_v2(
+                channel=target.channel,
+                thread_ts=target.thread_ts or None,
+                content=note,
+                filename="reply.ogg",
+                title="Spoken answer",
+            )
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("slack: uploading the spoken answer failed: %s", slack_error(exc))
+        except Exception as exc:  # an encoder failure must not lose the (already posted) text answer
+            log.warning("slack: could not encode the spoken answer: %s", exc)
 
     async def on_mention(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
         """`@crm …` in a channel: answered in the message's thread, which becomes the conversation."""

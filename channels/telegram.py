@@ -22,12 +22,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 from telegram import (
+    Audio,
     Bot,
     CallbackQuery,
+    InputFile,
     LinkPreviewOptions,
     Message,
     ReplyParameters,
     Update,
+    Voice,
 )
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
@@ -36,6 +39,7 @@ from telegram.request import HTTPXRequest
 from assistant.dialogue import DELIVERY, DIALOGUE, DialogueUnavailable
 from assistant.messages import Inbound, Outcome, Reply, Sender
 from assistant.settings import Settings
+from assistant.voice_api import voice_note
 from channels import ChannelMisconfigured
 from channels.telegram_render import (
     keyboard,
@@ -44,6 +48,7 @@ from channels.telegram_render import (
     render_reply,
     short,
 )
+from voice.audio import encode_voice_note
 
 if TYPE_CHECKING:
     from crm_backend.scheduler.delivery import NotificationView
@@ -64,6 +69,8 @@ _COMMAND = re.compile(r"^/(?P<name>[A-Za-z0-9_]{1,32})(?:@(?P<bot>[A-Za-z0-9_]+)
 SENT_PRIVATELY = "I've sent you the answer in a private message."
 SERVER_ERROR = "Sorry, something went wrong on my side. Please try again."
 EXPIRED_BUTTON = "This button no longer works. Please ask again."
+VOICE_TOO_LARGE = "That voice message is too long for me (the limit is {mb:g} MB). Please send a shorter one."
+VOICE_NOT_FETCHED = "I couldn't fetch that voice message from Telegram. Please try again, or type it."
 
 
 def open_private_chat(username: str) -> str:
@@ -120,6 +127,21 @@ def dialogue_text(message: Message, me: BotIdentity) -> str | None:
     replied = message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == me.id:
         return text
+    return None
+
+
+def voice_of(message: Message, me: BotIdentity) -> Voice | Audio | None:
+    """The voice note (or audio file) a message asks the Dialogue about: in a private chat, or in a group
+    when it replies to the bot. None for bots and for everything else."""
+    sender = message.from_user
+    media = message.voice or message.audio
+    if sender is None or sender.is_bot or media is None:
+        return None
+    if message.chat.type == ChatType.PRIVATE:
+        return media
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == me.id:
+        return media
     return None
 
 
@@ -180,6 +202,7 @@ class TelegramChannel:
         self.bot = bot or Bot(
             self._token,
             base_url=settings.telegram_api_url,
+            base_file_url=settings.telegram_file_url,
             request=HTTPXRequest(
                 connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout, pool_timeout=timeout
             ),
@@ -303,6 +326,10 @@ class TelegramChannel:
     # --- messages and clicks
 
     async def _on_message(self, update_id: int, message: Message, me: BotIdentity) -> None:
+        media = voice_of(message, me)
+        if media is not None:
+            await self._on_voice(update_id, message, media)
+            return
         text = dialogue_text(message, me)
         sender = message.from_user
         if text is None or sender is None:
@@ -326,6 +353,51 @@ class TelegramChannel:
             if not await self.app[DIALOGUE].first_time(CHANNEL, str(update_id)):
                 return
             await self._turn(inbound, origin)
+
+    async def _on_voice(self, update_id: int, message: Message, media: Voice | Audio) -> None:
+        """A voice note: fetched, transcribed, shown back ("I heard: ..."), answered like typed text, and
+        answered with a voice note too when the user wants voice replies."""
+        sender = message.from_user
+        if sender is None:
+            return
+        group = is_group(message.chat.type)
+        origin = Origin(
+            chat_id=message.chat.id,
+            user_id=sender.id,
+            shared=group,
+            topic=topic_of(message),
+            reply_to=message.message_id if group else None,
+        )
+        inbound = Inbound(
+            sender=Sender(CHANNEL, str(sender.id), display_name=sender.full_name),
+            thread=origin.conversation_thread,
+            room=str(message.chat.id) if group else "",
+            shared=group,
+        )
+        async with self._turns.hold(f"{origin.conversation_thread}/{sender.id}"):
+            if not await self.app[DIALOGUE].first_time(CHANNEL, str(update_id)):
+                return
+            limit = self.settings.voice_max_bytes
+            if media.file_size is not None and media.file_size > limit:
+                await self._send(origin.chat_id, [Reply(VOICE_TOO_LARGE.format(mb=limit / 1024 / 1024))], origin)
+                return
+            try:
+                file = await self.bot.get_file(media.file_id)
+                audio = bytes(await file.download_as_bytearray())
+            except TelegramError as exc:
+                log.warning("telegram: could not fetch a voice message: %s", self.redact(exc))
+                await self._send(origin.chat_id, [Reply(VOICE_NOT_FETCHED)], origin)
+                return
+            try:
+                answer = await voice_note(self.app, inbound, audio, media.mime_type)
+            except DialogueUnavailable as exc:
+                await self._send(origin.chat_id, [Reply(exc.message)], origin)
+                return
+            except Exception as exc:
+                log.warning("telegram: a voice turn failed: %s", self.redact(exc))
+                await self._send(origin.chat_id, [Reply(SERVER_ERROR)], origin)
+                return
+            await self.deliver(answer.outcome, origin, speech=answer.speech)
 
     async def _on_click(self, update_id: int, query: CallbackQuery) -> None:
         message = query.message
@@ -378,9 +450,9 @@ class TelegramChannel:
                 return
         await self.deliver(outcome, origin)
 
-    async def deliver(self, outcome: Outcome, origin: Origin) -> None:
+    async def deliver(self, outcome: Outcome, origin: Origin, *, speech: bytes = b"") -> None:
         """Replies with CRM data asked in a group go to the asker's private chat, with a note in the group;
-        everything else is answered where it was asked."""
+        everything else is answered where it was asked. `speech` (WAV) follows the text as a voice note."""
         if not outcome.replies or outcome.status == "duplicate":
             return
         if origin.shared and outcome.private and not outcome.room_team_ok:
@@ -392,9 +464,25 @@ class TelegramChannel:
                 me = await self.identity()
                 await self._send(origin.chat_id, [Reply(open_private_chat(me.username))], origin)
                 return
+            await self._send_voice(origin.user_id, speech, private)
             await self._send(origin.chat_id, [Reply(SENT_PRIVATELY)], origin)
             return
         await self._send(origin.chat_id, outcome.replies, origin)
+        await self._send_voice(origin.chat_id, speech, origin)
+
+    async def _send_voice(self, chat_id: int, speech: bytes, origin: Origin) -> None:
+        """sendVoice with the replies spoken (OGG/Opus, as Telegram plays voice notes); nothing when silent."""
+        if not speech:
+            return
+        try:
+            note = await asyncio.to_thread(encode_voice_note, speech)
+            await self.bot.send_voice(
+                chat_id=chat_id, voice=InputFile(note, filename="reply.ogg"), message_thread_id=origin.topic
+            )
+        except TelegramError as exc:
+            log.warning("telegram: sendVoice failed: %s", self.redact(exc))
+        except Exception as exc:  # an encoder failure must not lose the (already sent) text answer
+            log.warning("telegram: could not encode the voice reply: %s", exc)
 
     async def _send(
         self, chat_id: int, replies: list[Reply], origin: Origin, *, raise_unreachable: bool = False

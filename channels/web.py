@@ -10,6 +10,7 @@ these endpoints. See docs/channels/web-widget.md.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import hashlib
@@ -31,6 +32,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from assistant.dialogue import DIALOGUE, Dialogue, DialogueUnavailable
 from assistant.messages import Inbound, Reply, Sender
 from assistant.settings import Settings
+from assistant.voice_api import VOICE, Listening, answer_transcript, vocabulary_for
+from crm_backend.api.http import ApiError
+from voice.audio import AudioRejected
 
 if TYPE_CHECKING:
     from crm_backend.store import Actor
@@ -53,6 +57,7 @@ _SESSION_ID = re.compile(r"^v-[A-Za-z0-9_-]{16,64}$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 SERVER_ERROR = "Something went wrong on our side. Please try again."
+VOICE_SIGNED_IN_ONLY = "Talking to the assistant is for signed-in users. Please type your message."
 TOO_FAST = "You're sending messages too quickly. Please wait a moment and try again."
 BAD_TOKEN = "Your sign-in has expired or is not valid, so you are chatting as a visitor. Please sign in again."  # noqa: S105
 ORIGIN_REFUSED = "This site is not allowed to use the chat widget."
@@ -185,7 +190,7 @@ class FrameRejected(Exception):
 class Frame:
     """One visitor frame: a typed message, a button click (server-issued key), a history request or a sign-in."""
 
-    type: Literal["message", "button", "history", "auth"]
+    type: Literal["message", "button", "history", "auth", "voice_start", "voice_end"]
     value: str = ""
 
 
@@ -208,12 +213,14 @@ def parse_frame(data: Any, max_chars: int) -> Frame:
         return Frame("button", key)
     if kind == "history":
         return Frame("history")
+    if kind in ("voice_start", "voice_end"):  # push-to-talk: PCM frames (16 kHz mono s16le) come between
+        return Frame(kind)
     if kind == "auth":
         token = data.get("token")
         if not isinstance(token, str) or not token or len(token) > 200:
             raise FrameRejected(BAD_TOKEN, 401)
         return Frame("auth", token)
-    raise FrameRejected('Unknown frame type; use "message", "button", "history" or "auth".')
+    raise FrameRejected('Unknown frame type; use "message", "button", "history", "auth" or "voice_start"/"voice_end".')
 
 
 def reply_json(reply: Reply) -> dict[str, Any]:
@@ -285,6 +292,7 @@ class Visitor:
 
     session: VisitorSession
     actor: Actor | None = None
+    listening: Listening | None = None  # push-to-talk in progress (signed-in users only)
 
     def sender(self) -> Sender:
         if self.actor is not None:
@@ -303,11 +311,19 @@ class Visitor:
         return Inbound(self.sender(), self.session.id, text=frame.value)
 
 
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """A push-to-talk recording that has ended, queued to be answered like a typed message."""
+
+    listening: Listening
+
+
 class WidgetChannel:
     """The widget's HTTP and websocket handlers over one gateway app."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.app: web.Application | None = None  # the gateway app (voice lives there)
         self.signer = SessionSigner(settings.secret())
         self.limiter = RateLimiter(settings.widget_messages_per_minute)
         self.assets = load_assets(settings)
@@ -454,23 +470,57 @@ class WidgetChannel:
         self.set_cookie(ws, visitor.session)
         await ws.prepare(request)
         dialogue = request.app[DIALOGUE]
-        queue: asyncio.Queue[Frame | None] = asyncio.Queue()
+        queue: asyncio.Queue[Frame | Utterance | None] = asyncio.Queue()
         # Turns run one at a time in their own task so that the reader keeps answering heartbeats.
         worker = asyncio.create_task(self._work(ws, dialogue, visitor, queue))
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
-                    await self._receive(ws, visitor, queue, message.data)
+                    await self._receive(ws, request.app, visitor, queue, message.data)
                 elif message.type == WSMsgType.BINARY:
-                    await _send(ws, {"type": "error", "message": "Send text frames with JSON in them."})
+                    await self._hear(ws, visitor, message.data)
         finally:
             queue.put_nowait(None)
             with contextlib.suppress(Exception):
                 await worker
         return ws
 
+    async def _hear(self, ws: web.WebSocketResponse, visitor: Visitor, data: bytes) -> None:
+        """A push-to-talk audio frame: fed to the recogniser, a partial transcript sent when there is one."""
+        if visitor.listening is None:
+            await _send(ws, {"type": "error", "message": 'Send {"type": "voice_start"} before audio.', "voice": True})
+            return
+        try:
+            partial, _ended = await visitor.listening.feed(data)  # the button, not silence, ends it
+        except AudioRejected as exc:
+            visitor.listening = None
+            await _send(ws, {"type": "error", "code": "audio_too_long", "message": exc.message, "voice": True})
+            return
+        if partial:
+            await _send(ws, {"type": "partial", "text": partial})
+
+    async def _start_listening(self, ws: web.WebSocketResponse, app: web.Application, visitor: Visitor) -> None:
+        if visitor.actor is None:
+            await _send(
+                ws, {"type": "error", "code": "voice_signed_in_only", "message": VOICE_SIGNED_IN_ONLY, "voice": True}
+            )
+            return
+        try:
+            engine, _speaker = await app[VOICE].ready()
+        except ApiError as exc:
+            await _send(ws, {"type": "error", "code": "voice_unavailable", "message": exc.message, "voice": True})
+            return
+        vocabulary = await vocabulary_for(app, visitor.actor)
+        visitor.listening = Listening(engine, vocabulary, app[VOICE].settings)
+        await _send(ws, {"type": "listening"})
+
     async def _receive(
-        self, ws: web.WebSocketResponse, visitor: Visitor, queue: asyncio.Queue[Frame | None], data: str
+        self,
+        ws: web.WebSocketResponse,
+        app: web.Application,
+        visitor: Visitor,
+        queue: asyncio.Queue[Frame | Utterance | None],
+        data: str,
     ) -> None:
         try:
             frame = parse_frame(json.loads(data), self.settings.max_message_chars)
@@ -480,26 +530,45 @@ class WidgetChannel:
         except FrameRejected as exc:
             await _send(ws, {"type": "error", "message": exc.message})
             return
+        if frame.type == "voice_start":
+            await self._start_listening(ws, app, visitor)
+            return
         if queue.qsize() >= MAX_QUEUED_FRAMES:
             await _send(ws, {"type": "error", "message": "Please wait for the answer before sending more."})
             return
-        if frame.type in ("message", "button"):
+        if frame.type in ("message", "button", "voice_end"):
             decision = self.limiter.hit(visitor.session.id)
             if not decision.allowed:
-                await _send(ws, {"type": "error", "code": "rate_limited", "message": TOO_FAST})
+                visitor.listening = None
+                voice = {"voice": True} if frame.type == "voice_end" else {}
+                await _send(ws, {"type": "error", "code": "rate_limited", "message": TOO_FAST, **voice})
                 return
+        if frame.type == "voice_end":
+            if visitor.listening is None:
+                await _send(ws, {"type": "error", "message": "There is no recording to finish.", "voice": True})
+                return
+            queue.put_nowait(Utterance(visitor.listening))
+            visitor.listening = None
+            return
         queue.put_nowait(frame)
 
     async def _work(
-        self, ws: web.WebSocketResponse, dialogue: Dialogue, visitor: Visitor, queue: asyncio.Queue[Frame | None]
+        self,
+        ws: web.WebSocketResponse,
+        dialogue: Dialogue,
+        visitor: Visitor,
+        queue: asyncio.Queue[Frame | Utterance | None],
     ) -> None:
         while (frame := await queue.get()) is not None:
             try:
-                if frame.type == "auth":
+                if isinstance(frame, Utterance):
+                    await self._answer_utterance(ws, visitor, frame.listening)
+                elif frame.type == "auth":
                     visitor.actor = await dialogue.authenticate(frame.value)
+                    voice = bool(self.app is not None and self.app[VOICE].state().get("ok"))
                     await _send(
                         ws,
-                        {"type": "auth", "signed_in": True}
+                        {"type": "auth", "signed_in": True, "voice": voice}
                         if visitor.actor is not None
                         else {"type": "error", "code": "invalid_token", "message": BAD_TOKEN},
                     )
@@ -509,10 +578,30 @@ class WidgetChannel:
                     await _send(ws, {"type": "typing"})
                     await _send(ws, {"type": "replies", "replies": await self.turn(dialogue, visitor, frame)})
             except DialogueUnavailable as exc:
-                await _send(ws, {"type": "error", "code": "assistant_unavailable", "message": exc.message})
+                await _send(
+                    ws, {"type": "error", "code": "assistant_unavailable", "message": exc.message, **_voice(frame)}
+                )
             except Exception:
-                log.exception("widget %s frame failed", frame.type)
-                await _send(ws, {"type": "error", "message": SERVER_ERROR})
+                log.exception("widget %s frame failed", "voice" if isinstance(frame, Utterance) else frame.type)
+                await _send(ws, {"type": "error", "message": SERVER_ERROR, **_voice(frame)})
+
+    async def _answer_utterance(self, ws: web.WebSocketResponse, visitor: Visitor, listening: Listening) -> None:
+        """The push-to-talk recording's final transcript, answered like typed text; the answer spoken too."""
+        assert self.app is not None  # noqa: S101 - set by mount()
+        await _send(ws, {"type": "typing"})
+        transcript = await listening.finish()
+        inbound = Inbound(visitor.sender(), visitor.session.id)
+        answer = await answer_transcript(self.app, inbound, transcript, visitor.actor, echo=False)
+        await _send(ws, {"type": "heard", "text": transcript.text if answer.heard else ""})
+        await _send(ws, {"type": "replies", "voice": True, "replies": [reply_json(r) for r in answer.outcome.replies]})
+        if answer.speech:
+            wav = base64.b64encode(answer.speech).decode("ascii")
+            await _send(ws, {"type": "speech", "content_type": "audio/wav", "base64": wav})
+
+
+def _voice(frame: Frame | Utterance) -> dict[str, Any]:
+    """Frames answering push-to-talk say so: the widget then has no typed message waiting for them."""
+    return {"voice": True} if isinstance(frame, Utterance) else {}
 
 
 async def _send(ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
@@ -529,6 +618,7 @@ WIDGET = web.AppKey("widget", WidgetChannel)
 def mount(app: web.Application, settings: Settings) -> None:
     """Serve the widget's files, demo page, websocket and HTTP fallback on the gateway app."""
     widget = WidgetChannel(settings)
+    widget.app = app
     app[WIDGET] = widget
     for path, asset in widget.assets.items():
         app.router.add_get(path, asset.serve)

@@ -95,6 +95,7 @@ def _pending_rows(session: Session) -> list[dict[str, Any]]:
     actor = getattr(uow, "actor", None)
     channel = getattr(uow, "channel", "system")
     change_set = getattr(uow, "change_set", None)
+    transcript = getattr(uow, "transcript", None)
     rows: list[dict[str, Any]] = []
     now = utcnow()
     for action, objects in (("create", session.new), ("update", session.dirty), ("delete", session.deleted)):
@@ -116,6 +117,7 @@ def _pending_rows(session: Session) -> list[dict[str, Any]]:
                     "entity_type": obj.__tablename__,
                     "changes": changes,
                     "change_set": change_set,
+                    "transcript": transcript,
                 }
             )
     return rows

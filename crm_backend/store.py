@@ -44,6 +44,7 @@ class UnitOfWork:
     channel: str
     store: Store | None = None
     change_set: str | None = None  # set by the assistant for a confirmed write: its audit rows carry it
+    transcript: str | None = None  # what was heard, when the write was asked for by voice (audited)
 
     def require_actor(self) -> Actor:
         if self.actor is None:

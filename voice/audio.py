@@ -143,6 +143,27 @@ def decode_to_pcm16k(data: bytes, content_type: str | None, *, max_bytes: int, m
     return pcm
 
 
+def encode_voice_note(wav: bytes, *, bitrate: int = 32_000) -> bytes:
+    """A WAV (the speaker's output) as OGG/Opus at 48 kHz mono: what Telegram plays as a voice note and
+    what Slack and browsers play inline."""
+    out = io.BytesIO()
+    with av.open(io.BytesIO(wav), mode="r", format="wav") as source, av.open(out, mode="w", format="ogg") as sink:
+        stream = sink.add_stream("libopus", rate=48_000)
+        stream.bit_rate = bitrate
+        stream.layout = "mono"
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48_000)
+        for frame in source.decode(audio=0):
+            for out_frame in resampler.resample(frame):
+                for packet in stream.encode(out_frame):
+                    sink.mux(packet)
+        for out_frame in resampler.resample(None):
+            for packet in stream.encode(out_frame):
+                sink.mux(packet)
+        for packet in stream.encode(None):
+            sink.mux(packet)
+    return out.getvalue()
+
+
 def _size_words(max_bytes: int) -> str:
     if max_bytes >= 1024 * 1024:
         return f"{max_bytes / (1024 * 1024):g} MB"
@@ -190,6 +211,27 @@ def speech_seconds(pcm: Pcm | bytes, aggressiveness: int = 2) -> float:
 def is_silence(pcm: Pcm | bytes, min_speech_seconds: float = 0.15) -> bool:
     """True when the recording holds less than `min_speech_seconds` of speech: nothing worth recognising."""
     return speech_seconds(pcm) < min_speech_seconds
+
+
+def trim_silence(pcm: Pcm, *, pad_ms: int = 240, aggressiveness: int = 2) -> Pcm:
+    """The recording without its leading and trailing non-speech (keeping `pad_ms` either side).
+
+    A voice note or upload often starts and ends with seconds of room noise; Whisper fills those with
+    text nobody said ("Thank you.", "Welcome back to the next video"). Unchanged when nothing is speech.
+    """
+    vad = VoiceActivity(aggressiveness)
+    data = pcm.data
+    speech = [i for i in range(0, len(data) - FRAME_BYTES + 1, FRAME_BYTES) if vad.is_speech(data[i : i + FRAME_BYTES])]
+    if not speech:
+        return pcm
+    pad = BYTES_PER_SECOND * pad_ms // 1000
+    start = max(0, speech[0] - pad)
+    end = min(len(data), speech[-1] + FRAME_BYTES + pad)
+    start -= start % SAMPLE_WIDTH
+    end -= end % SAMPLE_WIDTH
+    if start == 0 and end == len(data):
+        return pcm
+    return Pcm.from_bytes(data[start:end])
 
 
 class EndOfUtterance:

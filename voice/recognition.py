@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from voice.audio import BYTES_PER_SECOND, SAMPLE_RATE, Pcm, is_silence, samples_float32
+from voice.audio import BYTES_PER_SECOND, SAMPLE_RATE, Pcm, is_silence, samples_float32, trim_silence
 from voice.vocabulary import COMMAND_WORDS, grammar_phrases
 
 log = logging.getLogger(__name__)
@@ -235,6 +235,26 @@ def bundled_whisper_model() -> Path:
     return Path(get_model_path())
 
 
+# What Whisper says when it hears no speech it can make out (its training data's subtitles), spoken by nobody.
+HALLUCINATED_PHRASES = (
+    "thank you for watching",
+    "thanks for watching",
+    "welcome back to the next video",
+    "see you in the next video",
+    "please subscribe",
+    "subscribe to my channel",
+    "like and subscribe",
+)
+
+
+def _hallucinated(segment: Any) -> bool:
+    """A segment Whisper itself thinks holds no speech (its own no-speech rule), or one of its stock phrases."""
+    if float(getattr(segment, "no_speech_prob", 0.0)) > 0.6 and float(getattr(segment, "avg_logprob", 0.0)) < -1.0:
+        return True
+    words = " ".join("".join(c for c in str(segment.text).lower() if c.isalnum() or c.isspace()).split())
+    return any(phrase in words for phrase in HALLUCINATED_PHRASES)
+
+
 @dataclass(frozen=True)
 class _Decoded:
     text: str
@@ -296,7 +316,7 @@ class WhisperEngine:
                 # random retries made names appear that nobody said, and cost time).
                 temperature=0.0,
             )
-            segments = list(segments)  # the generator does the decoding: consume it under the lock
+            segments = [s for s in segments if not _hallucinated(s)]  # decoding happens here, under the lock
         words = tuple(
             Word(text=w.word.strip(), start=float(w.start), end=float(w.end), confidence=_clamp01(float(w.probability)))
             for s in segments
@@ -402,7 +422,7 @@ def load_engine(settings: VoiceSettings) -> Engine:
 
 def transcribe(engine: Engine, pcm: Pcm | bytes, vocabulary: Sequence[str] = ()) -> Transcript:
     """A whole recording at once (uploads, voice notes): no partial results."""
-    data = pcm.data if isinstance(pcm, Pcm) else pcm
+    recording = pcm if isinstance(pcm, Pcm) else Pcm.from_bytes(pcm)
     recognizer = engine.recognizer(vocabulary, partials=False)
-    recognizer.accept(data)
+    recognizer.accept(trim_silence(recording).data)
     return recognizer.finish()

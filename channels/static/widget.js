@@ -93,14 +93,28 @@
     autocomplete: "off"
   });
   var sendButton = el("button", { type: "submit", "class": "crmw-send" }, "Send");
+  // Push-to-talk, shown to signed-in users when the server can listen: hold the button (or hold
+  // Space/Enter on it), speak, release.
+  var micButton = el("button", {
+    type: "button",
+    "class": "crmw-mic",
+    "aria-label": "Hold to talk",
+    "aria-pressed": "false",
+    title: "Hold to talk"
+  }, "\uD83C\uDFA4");
+  micButton.hidden = true;
+  var heardLine = el("div", { "class": "crmw-heard", "aria-live": "polite" });
+  heardLine.hidden = true;
   form.appendChild(label);
   form.appendChild(input);
+  form.appendChild(micButton);
   form.appendChild(sendButton);
 
   panel.appendChild(header);
   panel.appendChild(status);
   panel.appendChild(log);
   panel.appendChild(typing);
+  panel.appendChild(heardLine);
   panel.appendChild(form);
   root.appendChild(panel);
   root.appendChild(launcher);
@@ -284,13 +298,32 @@
     if (frame.type === "typing") {
       setTyping(true);
     } else if (frame.type === "replies") {
-      outbox.shift();
+      if (!frame.voice) {
+        outbox.shift();
+      }
       showReplies(frame.replies);
     } else if (frame.type === "history") {
       showHistory(frame.turns);
+    } else if (frame.type === "auth") {
+      micButton.hidden = !(frame.voice && navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
+    } else if (frame.type === "partial") {
+      heardLine.hidden = false;
+      heardLine.textContent = frame.text + "\u2026";
+    } else if (frame.type === "heard") {
+      heardLine.hidden = true;
+      heardLine.textContent = "";
+      if (frame.text) {
+        disableOldButtons();
+        addUser(frame.text).classList.add("crmw-spoken");
+      }
+    } else if (frame.type === "speech") {
+      playSpeech(frame);
     } else if (frame.type === "error") {
       setTyping(false);
-      if (frame.code === "invalid_token") {
+      if (frame.voice) {
+        stopTalking(false);
+        heardLine.hidden = true;
+      } else if (frame.code === "invalid_token") {
         token = "";
       } else {
         outbox.shift();
@@ -298,6 +331,125 @@
       addError(frame.message || "Something went wrong. Please try again.");
     }
   }
+
+  // --- push-to-talk ------------------------------------------------------------------------------
+
+  var VOICE_RATE = 16000;
+  var voice = { stream: null, context: null, source: null, node: null, active: false, player: null };
+
+  function toPcm16k(samples, rate) {
+    // Average the input samples that fall into each 16 kHz sample, then clip to 16-bit.
+    var ratio = rate / VOICE_RATE;
+    var length = Math.floor(samples.length / ratio);
+    var out = new Int16Array(length);
+    for (var i = 0; i < length; i++) {
+      var from = Math.floor(i * ratio);
+      var to = Math.min(samples.length, Math.floor((i + 1) * ratio));
+      var sum = 0;
+      for (var j = from; j < to; j++) {
+        sum += samples[j];
+      }
+      var value = to > from ? sum / (to - from) : 0;
+      value = Math.max(-1, Math.min(1, value));
+      out[i] = value < 0 ? value * 0x8000 : value * 0x7fff;
+    }
+    return out;
+  }
+
+  function canTalk() {
+    return !micButton.hidden && socket && socketOpen && socket.readyState === WebSocket.OPEN;
+  }
+
+  function startTalking() {
+    if (voice.active || !canTalk()) {
+      return;
+    }
+    voice.active = true;
+    micButton.setAttribute("aria-pressed", "true");
+    micButton.classList.add("crmw-recording");
+    var pending = voice.stream
+      ? Promise.resolve(voice.stream)
+      : navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true } });
+    pending.then(function (stream) {
+      voice.stream = stream;
+      if (!voice.active || !canTalk()) {
+        return;
+      }
+      var Context = window.AudioContext || window.webkitAudioContext;
+      voice.context = voice.context || new Context();
+      voice.context.resume();
+      voice.source = voice.context.createMediaStreamSource(stream);
+      voice.node = voice.context.createScriptProcessor(4096, 1, 1);
+      voice.node.onaudioprocess = function (event) {
+        if (voice.active && canTalk()) {
+          var pcm = toPcm16k(event.inputBuffer.getChannelData(0), voice.context.sampleRate);
+          if (pcm.length) {
+            socket.send(pcm.buffer);
+          }
+        }
+      };
+      socket.send(JSON.stringify({ type: "voice_start" }));
+      voice.source.connect(voice.node);
+      voice.node.connect(voice.context.destination);
+      setStatus("Listening\u2026 release to send.");
+    }).catch(function () {
+      stopTalking(false);
+      addError("I can't use your microphone. Allow it in the browser's settings, or type instead.");
+    });
+  }
+
+  function stopTalking(send) {
+    var wasStreaming = voice.active && voice.node;
+    voice.active = false;
+    micButton.setAttribute("aria-pressed", "false");
+    micButton.classList.remove("crmw-recording");
+    if (voice.node) {
+      voice.node.onaudioprocess = null;
+      voice.node.disconnect();
+      voice.source.disconnect();
+      voice.node = null;
+      voice.source = null;
+    }
+    setStatus("");
+    if (send && wasStreaming && canTalk()) {
+      socket.send(JSON.stringify({ type: "voice_end" }));
+      setTyping(true);
+    }
+  }
+
+  function playSpeech(frame) {
+    if (voice.player) {
+      voice.player.pause();
+    }
+    voice.player = new Audio("data:" + (frame.content_type || "audio/wav") + ";base64," + frame.base64);
+    host.setAttribute("data-speech-bytes", String(Math.floor(frame.base64.length * 3 / 4)));
+    var playing = voice.player.play();
+    if (playing && playing.catch) {
+      playing.catch(function () { /* autoplay refused: the text answer is on screen */ });
+    }
+  }
+
+  micButton.addEventListener("pointerdown", function (event) {
+    event.preventDefault();
+    startTalking();
+  });
+  ["pointerup", "pointerleave", "pointercancel"].forEach(function (name) {
+    micButton.addEventListener(name, function () {
+      stopTalking(true);
+    });
+  });
+  micButton.addEventListener("keydown", function (event) {
+    if ((event.key === " " || event.key === "Enter") && !event.repeat) {
+      event.preventDefault();
+      startTalking();
+    }
+  });
+  micButton.addEventListener("keyup", function (event) {
+    if (event.key === " " || event.key === "Enter") {
+      event.preventDefault();
+      stopTalking(true);
+    }
+  });
 
   function scheduleConnect(delay) {
     if (retryTimer) {
@@ -358,6 +510,7 @@
     };
     ws.onclose = function () {
       clearTimeout(openTimer);
+      stopTalking(false);
       if (socket !== ws) {
         return;
       }

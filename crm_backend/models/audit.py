@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_backend.models.base import Base, IdMixin, UtcDateTime, utcnow
@@ -24,3 +24,5 @@ class AuditLog(IdMixin, Base):
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # field -> [before, after]
     # The rows one confirmed assistant write produced share this key (what undo reverts together).
     change_set: Mapped[str | None] = mapped_column(String(32), index=True)
+    # For a write asked for by voice: what the recogniser heard (the request, then the spoken yes).
+    transcript: Mapped[str | None] = mapped_column(Text)

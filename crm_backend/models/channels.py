@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_backend.models.base import Base, IdMixin, UtcDateTime, utcnow
@@ -78,3 +78,6 @@ class ConversationTurn(IdMixin, Base):
     # Buttons offered with a bot turn ({"title", "key"}), or what a user turn clicked.
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # A user turn's sentiment: negative / neutral / positive, and P(positive) - P(negative) in [-1, 1].
+    sentiment_label: Mapped[str | None] = mapped_column(String(10))
+    sentiment_score: Mapped[float | None] = mapped_column(Float)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_backend.models.base import Base, IdMixin, TimestampMixin, UtcDateTime, enum_column
@@ -39,6 +39,8 @@ class User(IdMixin, TimestampMixin, Base):
     territory_id: Mapped[int | None] = mapped_column(ForeignKey("territories.id"), index=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A voice message from this user is answered with a voice note too (besides the text).
+    voice_replies: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     team: Mapped[Team | None] = relationship()
 

@@ -96,6 +96,14 @@ class IdentityClaims:
     channel: str
     conversation_id: str
     issued_at: float
+    heard: str | None = None  # the message was spoken: what the recogniser heard
+
+    @property
+    def audit_channel(self) -> str:
+        """The channel audit rows name: `telegram:voice` for a spoken message on a text channel."""
+        if self.heard is None or self.channel == "voice":
+            return self.channel
+        return f"{self.channel}:voice"
 
 
 def _canonical(claims: dict[str, object]) -> bytes:
@@ -107,8 +115,14 @@ def _sign(secret: str, claims: dict[str, object]) -> dict[str, object]:
     return {"claims": claims, "sig": sig}
 
 
-def sign_identity(secret: str, actor: Actor, channel: str, conversation_id: str) -> dict[str, object]:
-    """The metadata block the gateway attaches to a message for Rasa and the actions."""
+HEARD_MAX_CHARS = 1000
+
+
+def sign_identity(
+    secret: str, actor: Actor, channel: str, conversation_id: str, heard: str | None = None
+) -> dict[str, object]:
+    """The metadata block the gateway attaches to a message for Rasa and the actions; `heard` is the
+    transcript when the message was spoken (the audit log keeps it with the write)."""
     claims: dict[str, object] = {
         "user_id": actor.user_id,
         "role": actor.role.value,
@@ -116,6 +130,8 @@ def sign_identity(secret: str, actor: Actor, channel: str, conversation_id: str)
         "conversation_id": conversation_id,
         "iat": round(time.time(), 3),
     }
+    if heard is not None:
+        claims["heard"] = heard[:HEARD_MAX_CHARS]
     return _sign(secret, claims)
 
 
@@ -169,6 +185,7 @@ def verify_identity(secret: str, block: object, conversation_id: str, max_age_se
             channel=str(claims["channel"]),
             conversation_id=conversation_id,
             issued_at=issued_at,
+            heard=str(claims["heard"]) if isinstance(claims.get("heard"), str) else None,
         )
     except (KeyError, ValueError) as exc:
         raise AuthenticationFailed("The signed identity is incomplete.") from exc

@@ -54,3 +54,17 @@ def get_user_by_username(uow: UnitOfWork, username: str) -> User:
 
 def count_users(uow: UnitOfWork) -> int:
     return int(uow.session.scalar(select(func.count()).select_from(User)) or 0)
+
+
+def voice_replies(uow: UnitOfWork) -> bool:
+    """Whether the acting user wants voice messages answered with a voice note too."""
+    user = uow.session.get(User, uow.require_actor().user_id)
+    return bool(user is not None and user.voice_replies)
+
+
+def set_voice_replies(uow: UnitOfWork, enabled: bool) -> None:
+    """The acting user's own choice; nobody else's."""
+    user = uow.session.get(User, uow.require_actor().user_id)
+    if user is None:
+        raise NotFound("This user no longer exists.")
+    user.voice_replies = enabled

@@ -132,6 +132,11 @@ async def test_a_spoken_write_is_read_back_and_done_on_a_spoken_yes(running: Run
     status, done = await ask(running, speak("yes"), conversation_id=readback["conversation_id"])
     assert status == 200, done
     assert voice_writes(store) > before, done  # the audit rows name the channel: voice
+    with store.unit_of_work(read_only=True) as uow:
+        transcript = uow.session.scalar(
+            select(AuditLog.transcript).where(AuditLog.channel == "voice").order_by(AuditLog.id.desc()).limit(1)
+        )
+    assert transcript and "nimbus" in transcript.lower() and "→" in transcript  # the request, then the yes
 
 
 async def test_a_spoken_no_writes_nothing(running: Running, store: Store) -> None:

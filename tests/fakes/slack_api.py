@@ -139,6 +139,9 @@ def slack_routes(recorder: Recorder) -> Iterable[web.RouteDef]:
     failures: dict[str, list[str]] = {}
     delays: dict[str, float] = {}
     sockets: set[web.WebSocketResponse] = set()
+    uploads: dict[str, bytes] = {}  # files the product uploaded (files.uploadV2), by id
+    shared_files: dict[str, bytes] = {}  # files "users" shared (audio clips), served at /files/<id>
+    base_url: list[str] = [""]  # this server's own URL, learnt from the first request
 
     def ts() -> str:
         with lock:
@@ -173,6 +176,19 @@ def slack_routes(recorder: Recorder) -> Iterable[web.RouteDef]:
             return {"channel": {"id": "D" + users.split(",")[0].lstrip("U")}}
         if method == "views.open":
             return {"view": {"id": f"V{ts().replace('.', '')}", **(p.get("view") or {})}}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{ts().replace('.', '')}"
+            return {"upload_url": f"{base_url[0]}/_upload/{file_id}", "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            files = p.get("files")
+            if isinstance(files, str):
+                files = json.loads(files)
+            missing = [f["id"] for f in files or [] if f.get("id") not in uploads]
+            if missing or not files:
+                raise KeyError("file_not_found")
+            return {
+                "files": [{"id": f["id"], "title": f.get("title", ""), "size": len(uploads[f["id"]])} for f in files]
+            }
         if method == "users.info":
             user = str(p.get("user", ""))
             return {"user": {"id": user, "team_id": TEAM_ID, "name": user.lower(), "is_bot": user == BOT_USER_ID}}
@@ -180,6 +196,7 @@ def slack_routes(recorder: Recorder) -> Iterable[web.RouteDef]:
 
     async def api(request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        base_url[0] = f"{request.scheme}://{request.host}"
         params = await _params(request)
         if delays.get(method):
             await asyncio.sleep(delays[method])
@@ -200,8 +217,9 @@ def slack_routes(recorder: Recorder) -> Iterable[web.RouteDef]:
             return web.json_response({"ok": True, "url": f"ws://{request.host}/_socket"})
         try:
             return web.json_response({"ok": True, **answer(method, params)})
-        except KeyError:
-            return web.json_response({"ok": False, "error": "unknown_method"})
+        except KeyError as exc:
+            error = "unknown_method" if exc.args[0] == method else str(exc.args[0])
+            return web.json_response({"ok": False, "error": error})
 
     async def response_url(request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}
@@ -238,6 +256,26 @@ def slack_routes(recorder: Recorder) -> Iterable[web.RouteDef]:
             await ws.send_json(envelope)
         return web.json_response({"ok": True, "sockets": len(sockets)})
 
+    async def upload(request: web.Request) -> web.Response:
+        data = await request.read()
+        uploads[request.match_info["id"]] = data
+        recorder.add(Call(method="upload", params={"id": request.match_info["id"], "data": data}, headers={}))
+        return web.Response(text=f"OK - {len(data)}")
+
+    async def share_file(request: web.Request) -> web.Response:
+        file_id = f"F{ts().replace('.', '')}"
+        shared_files[file_id] = await request.read()
+        base = f"{request.scheme}://{request.host}"
+        return web.json_response({"ok": True, "id": file_id, "url_private_download": f"{base}/files/{file_id}"})
+
+    async def download(request: web.Request) -> web.Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        recorder.add(Call(method="download", params={"id": request.match_info["id"]}, headers=dict(request.headers)))
+        if not token.startswith("xoxb-"):
+            return web.Response(status=302, headers={"Location": "https://e2e.slack.example/login"})
+        data = shared_files.get(request.match_info["id"])
+        return web.Response(body=data, content_type="audio/webm") if data is not None else web.Response(status=404)
+
     async def delay(request: web.Request) -> web.Response:
         body = await request.json()
         delays[str(body["method"])] = float(body.get("seconds", 0))
@@ -251,6 +289,9 @@ def slack_routes(recorder: Recorder) -> Iterable[web.RouteDef]:
         web.get("/api/{method}", api),
         web.post("/response/{id}", response_url),
         web.post("/_control/fail", fail),
+        web.post("/_upload/{id}", upload),
+        web.post("/_control/files", share_file),
+        web.get("/files/{id}", download),
     ]
 
 

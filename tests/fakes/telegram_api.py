@@ -109,6 +109,30 @@ class FakeTelegram:
     updates: list[dict[str, Any]] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
+    files: dict[str, bytes] = field(default_factory=dict)  # file_id -> content (voice notes users "sent")
+
+    def get_file(self, p: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(p.get("file_id", ""))
+        if file_id not in self.files:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        size = len(self.files[file_id])
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": size,
+            "file_path": f"voice/{file_id}.oga",
+        }
+
+    def send_voice(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat_id = _chat_id(p)
+        if chat_id in self.never_started:
+            raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
+        voice = p.get("voice")
+        if not isinstance(voice, dict) or not voice.get("data"):
+            raise ApiError(400, "Bad Request: there is no voice in the request")
+        out = self.message(chat_id, None, p)
+        out["voice"] = {"file_id": f"sent{out['message_id']}", "file_unique_id": "x", "duration": 1}
+        return out
 
     def message(self, chat_id: int, text: str | None, params: dict[str, Any]) -> dict[str, Any]:
         chat: dict[str, Any] = {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"}
@@ -202,8 +226,10 @@ async def _params(request: web.Request) -> dict[str, Any]:
         body = await request.json()
         raw = dict(body) if isinstance(body, dict) else {}
     else:
-        raw = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        form = await request.post()
+        raw = {k: v for k, v in form.items() if isinstance(v, str)}
         raw.update({k: v for k, v in request.query.items()})
+        files = {k: v for k, v in form.items() if isinstance(v, web.FileField)}
     params: dict[str, Any] = {}
     for key, value in raw.items():
         if key in JSON_FIELDS and isinstance(value, str):
@@ -214,6 +240,10 @@ async def _params(request: web.Request) -> dict[str, Any]:
         elif key in INT_FIELDS and isinstance(value, str) and re.fullmatch(r"-?\d+", value):
             value = int(value)
         params[key] = value
+    if request.content_type != "application/json":
+        for key, upload in files.items():
+            data = upload.file.read()
+            params[key] = {"filename": upload.filename, "content_type": upload.content_type, "data": data}
     return params
 
 
@@ -244,6 +274,10 @@ def telegram_routes(recorder: Recorder) -> list[web.RouteDef]:
                 result = state.edit_message_text(params)
             elif method in ("setWebhook", "deleteWebhook", "sendChatAction"):
                 result = True
+            elif method == "getFile":
+                result = state.get_file(params)
+            elif method == "sendVoice":
+                result = state.send_voice(params)
             elif method == "getUpdates":
                 result = await state.get_updates(params)
             else:
@@ -258,6 +292,20 @@ def telegram_routes(recorder: Recorder) -> list[web.RouteDef]:
         state.arrived.set()
         return web.json_response({"ok": True})
 
+    async def upload_file(request: web.Request) -> web.Response:
+        file_id = f"f{len(state.files) + 1}"
+        state.files[file_id] = await request.read()
+        return web.json_response({"ok": True, "file_id": file_id})
+
+    async def download_file(request: web.Request) -> web.Response:
+        recorder.add(Call(method="downloadFile", params={"path": request.match_info["path"]}, headers={}))
+        if not TOKEN.match(request.match_info["token"]):
+            return web.Response(status=401)
+        file_id = request.match_info["path"].rsplit("/", 1)[-1].split(".")[0]
+        if file_id not in state.files:
+            return web.Response(status=404)
+        return web.Response(body=state.files[file_id], content_type="audio/ogg")
+
     async def never_started(request: web.Request) -> web.Response:
         state.never_started.add(int(request.match_info["chat_id"]))
         return web.json_response({"ok": True})
@@ -265,6 +313,8 @@ def telegram_routes(recorder: Recorder) -> list[web.RouteDef]:
     return [
         web.post("/bot{token}/{method}", api),
         web.get("/bot{token}/{method}", api),
+        web.get("/file/bot{token}/{path:.+}", download_file),
+        web.post("/_fake/files", upload_file),
         web.post("/_fake/updates", queue_update),
         web.post("/_fake/never-started/{chat_id}", never_started),
     ]
@@ -328,6 +378,34 @@ def message_update(
             "text": "an earlier answer",
         }
     return {"update_id": update_id, "message": message}
+
+
+def voice_update(
+    update_id: int,
+    file_id: str,
+    *,
+    from_id: int,
+    chat_id: int | None = None,
+    message_id: int = 1,
+    duration: int = 3,
+    file_size: int | None = None,
+    reply_to_bot: bool = False,
+) -> dict[str, Any]:
+    """A `message` update carrying a voice note (the file must have been put on the fake with /_fake/files)."""
+    update = message_update(
+        update_id, "x", from_id=from_id, chat_id=chat_id, message_id=message_id, reply_to_bot=reply_to_bot
+    )
+    message = update["message"]
+    del message["text"]
+    message["voice"] = {
+        "file_id": file_id,
+        "file_unique_id": f"u{file_id}",
+        "duration": duration,
+        "mime_type": "audio/ogg",
+    }
+    if file_size is not None:
+        message["voice"]["file_size"] = file_size
+    return update
 
 
 def callback_update(

@@ -47,6 +47,8 @@ class Chat:
     slots: dict[str, Any] = field(default_factory=dict)
     replies: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    channel: str = "api"
+    spoken: bool = False  # messages are transcripts (the gateway signs what was heard)
 
     def tracker(
         self, text: str, intent: str, entities: Sequence[dict[str, Any]], filled: dict[str, Any] | None = None
@@ -59,7 +61,9 @@ class Chat:
             e.setdefault("start", start)
             e.setdefault("end", start + len(said) if start >= 0 else -1)
             located.append(e)
-        metadata = {IDENTITY_KEY: sign_identity(SECRET, self.crm.actor(self.username), "api", self.conversation_id)}
+        heard = text if self.spoken else None
+        identity = sign_identity(SECRET, self.crm.actor(self.username), self.channel, self.conversation_id, heard=heard)
+        metadata = {IDENTITY_KEY: identity}
         # Slots a form filled from this message: Rasa sets them after the user event, and
         # validation actions see them as `slots_to_validate()`.
         events: list[dict[str, Any]] = [{"event": "user", "text": text}]

@@ -44,6 +44,20 @@ async def test_a_change_is_read_back_and_written_only_on_yes(crm: Crm) -> None:
         assert audit.change_set and audit.changes["stage"] == ["Proposal", "Negotiation"]
 
 
+async def test_a_spoken_change_is_audited_with_a_voice_flag_and_what_was_heard(crm: Crm) -> None:
+    chat = crm.chat("alice")
+    chat.channel, chat.spoken = "telegram", True
+    await chat.say(ActionUpdateDeal(), MOVE, "update_deal", NIMBUS)
+    assert chat.slots[PENDING]["heard"] == MOVE
+    await chat.say(ActionConfirm(), "yes", "affirm")
+    changed = deal(crm, "Nimbus Labs - Platform renewal")
+    with crm.store.unit_of_work() as uow:
+        audit = uow.session.scalars(
+            select(AuditLog).where(AuditLog.entity_type == "deals", AuditLog.entity_id == changed.id)
+        ).all()[-1]
+        assert audit.channel == "telegram:voice" and audit.transcript == f"{MOVE} → yes"
+
+
 async def test_no_writes_nothing(crm: Crm) -> None:
     chat = crm.chat("alice")
     await chat.say(ActionUpdateDeal(), MOVE, "update_deal", NIMBUS)

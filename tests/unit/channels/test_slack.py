@@ -26,7 +26,7 @@ from assistant.messages import Button, Outcome, Reply
 from assistant.settings import Settings
 from assistant.stack import free_port
 from channels import ChannelMisconfigured
-from channels.slack import SLACK, SlackDeliverer, Target, is_person_speaking, mount, visibility
+from channels.slack import SLACK, SlackDeliverer, Target, audio_clip, is_person_speaking, mount, visibility
 from channels.slack_blocks import (
     SECTION_LIMIT,
     ButtonOrigin,
@@ -499,3 +499,13 @@ async def test_socket_mode_takes_events_over_the_websocket_and_acks_them(
         assert ack.params["envelope_id"] == envelope_id
         answer = await gateway.wait("chat.postMessage", since, channel=dm)
         assert "link your CRM account" in answer.params["text"]
+
+
+def test_an_audio_clip_is_found_among_a_messages_files_and_other_files_are_not() -> None:
+    clip = {"id": "F1", "mimetype": "audio/webm", "subtype": "slack_audio", "url_private_download": "u"}
+    video_clip = {"id": "F2", "mimetype": "video/webm", "subtype": "slack_audio"}
+    pdf = {"id": "F3", "mimetype": "application/pdf"}
+    assert audio_clip({"files": [pdf, clip]}) == clip
+    assert audio_clip({"files": [video_clip]}) == video_clip
+    assert audio_clip({"files": [pdf, {"id": "F4", "mimetype": "video/mp4"}]}) is None
+    assert audio_clip({"text": "hi"}) is None

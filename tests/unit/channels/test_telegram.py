@@ -31,6 +31,7 @@ from channels.telegram import (
     mount,
     thread_key,
     topic_of,
+    voice_of,
 )
 from channels.telegram_render import (
     TEXT_LIMIT,
@@ -46,7 +47,7 @@ from channels.telegram_render import (
 )
 from crm_backend.scheduler.delivery import NotificationView
 from tests.fakes.server import FakeServer
-from tests.fakes.telegram_api import ApiError, message_update, parse_html, telegram_routes
+from tests.fakes.telegram_api import ApiError, message_update, parse_html, telegram_routes, voice_update
 
 ME = BotIdentity(999, "crm_test_bot")
 TOKEN = "123456:unit-test-token"
@@ -348,3 +349,17 @@ async def test_the_bot_token_never_reaches_the_log(fake_telegram: FakeServer, ca
     assert TOKEN not in caplog.text and TOKEN.split(":")[1] not in caplog.text
     for record in caplog.records:
         assert TOKEN not in json.dumps(record.args, default=str)
+
+
+def voice_message(*, chat_id: int | None = None, from_id: int = 42, **kwargs: Any) -> Message:
+    update = Update.de_json(voice_update(1, "f1", from_id=from_id, chat_id=chat_id, **kwargs), None)
+    assert update is not None and update.message is not None
+    return update.message
+
+
+def test_a_voice_note_is_heard_in_a_private_chat_and_in_a_group_only_as_a_reply_to_the_bot() -> None:
+    heard = voice_of(voice_message(), ME)
+    assert heard is not None and heard.file_id == "f1"
+    assert voice_of(voice_message(chat_id=GROUP), ME) is None  # group chatter
+    assert voice_of(voice_message(chat_id=GROUP, reply_to_bot=True), ME) is not None
+    assert voice_of(message("hello"), ME) is None  # text is not a voice note

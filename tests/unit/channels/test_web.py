@@ -211,6 +211,8 @@ def test_frames_are_checked() -> None:
     assert parse_frame({"type": "button", "key": "k1"}, 10) == Frame("button", "k1")
     assert parse_frame({"type": "history"}, 10) == Frame("history")
     assert parse_frame({"type": "auth", "token": "crm_x"}, 10) == Frame("auth", "crm_x")
+    assert parse_frame({"type": "voice_start"}, 10) == Frame("voice_start")
+    assert parse_frame({"type": "voice_end"}, 10) == Frame("voice_end")
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,42 @@ def test_signed_identity_round_trips(demo: Demo) -> None:
     assert (claims.user_id, claims.channel, claims.conversation_id) == (demo.actor("alice").user_id, "api", "conv-1")
 
 
+def test_a_spoken_message_carries_its_transcript_and_audits_with_a_voice_flag(demo: Demo) -> None:
+    typed = auth.verify_identity(SECRET, auth.sign_identity(SECRET, demo.actor("alice"), "telegram", "c"), "c")
+    assert typed.heard is None and typed.audit_channel == "telegram"
+    block = auth.sign_identity(SECRET, demo.actor("alice"), "telegram", "c", heard="log a call with dana")
+    spoken = auth.verify_identity(SECRET, block, "c")
+    assert spoken.heard == "log a call with dana" and spoken.audit_channel == "telegram:voice"
+    on_voice = auth.sign_identity(SECRET, demo.actor("alice"), "voice", "c", heard="yes")
+    assert auth.verify_identity(SECRET, on_voice, "c").audit_channel == "voice"
+    block["claims"]["heard"] = "delete everything"  # type: ignore[index]
+    with pytest.raises(AuthenticationFailed, match="signature"):
+        auth.verify_identity(SECRET, block, "c")
+
+
+def test_a_write_records_the_transcript_it_was_asked_with_in_the_audit_log(demo: Demo) -> None:
+    from crm_backend.models import AuditLog, Team
+
+    with demo.store.unit_of_work(demo.actor("admin"), channel="voice") as uow:
+        uow.transcript = "add a team called voice crew → yes"
+        uow.session.add(Team(name="Voice crew"))
+    with demo.store.unit_of_work(read_only=True) as uow:
+        row = uow.session.scalars(select(AuditLog).where(AuditLog.entity_type == "teams").order_by(AuditLog.id.desc())).first()
+        assert row is not None and row.channel == "voice" and row.transcript == "add a team called voice crew → yes"
+
+
+def test_voice_replies_are_on_by_default_and_each_user_switches_only_their_own(demo: Demo) -> None:
+    from crm_backend.services import users
+
+    with demo.store.unit_of_work(demo.actor("alice")) as uow:
+        assert users.voice_replies(uow) is True
+        users.set_voice_replies(uow, False)
+    with demo.store.unit_of_work(demo.actor("alice"), read_only=True) as uow:
+        assert users.voice_replies(uow) is False
+    with demo.store.unit_of_work(demo.actor("bob"), read_only=True) as uow:
+        assert users.voice_replies(uow) is True
+
+
 def test_identity_with_a_changed_user_id_is_refused(demo: Demo) -> None:
     block = auth.sign_identity(SECRET, demo.actor("alice"), "api", "conv-1")
     block["claims"]["user_id"] = demo.actor("bob").user_id  # type: ignore[index]

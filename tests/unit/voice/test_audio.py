@@ -18,9 +18,11 @@ from voice.audio import (
     EndOfUtterance,
     Pcm,
     decode_to_pcm16k,
+    encode_voice_note,
     is_silence,
     rms_dbfs,
     sniff_container,
+    trim_silence,
 )
 from voice.testset import synthesise
 
@@ -225,3 +227,29 @@ def test_a_stream_of_silence_never_ends_by_silence() -> None:
     detector = EndOfUtterance(silence_ms=300)
     assert not any(detector.feed(bytes(3200)) for _ in range(30))
     assert not detector.heard_speech
+
+
+def test_trimming_drops_the_quiet_before_and_after_speech_and_keeps_the_speech(speech_wav: Path) -> None:
+    speech_pcm = decode_to_pcm16k(speech_wav.read_bytes(), "audio/wav", **LIMITS)
+    quiet = b"\0\0" * 16000 * 2  # two seconds either side, as a voice note often has
+    padded = Pcm.from_bytes(quiet + speech_pcm.data + quiet)
+    trimmed = trim_silence(padded)
+    assert trimmed.duration_seconds < speech_pcm.duration_seconds + 0.8
+    assert trimmed.duration_seconds > speech_pcm.duration_seconds - 0.6  # espeak's own edges may go too
+    assert not is_silence(trimmed)
+
+
+def test_trimming_leaves_a_recording_without_speech_alone() -> None:
+    quiet = Pcm.from_bytes(b"\0\0" * 16000)
+    assert trim_silence(quiet) == quiet
+
+
+def test_a_voice_note_is_ogg_opus_of_the_same_length(speech_wav: Path) -> None:
+    note = encode_voice_note(speech_wav.read_bytes())
+    assert note[:4] == b"OggS"
+    with av.open(io.BytesIO(note), format="ogg") as container:
+        assert container.streams.audio[0].codec_context.name == "opus"
+    original = decode_to_pcm16k(speech_wav.read_bytes(), "audio/wav", **LIMITS)
+    again = decode_to_pcm16k(note, "audio/ogg", **LIMITS)
+    assert again.duration_seconds == pytest.approx(original.duration_seconds, abs=0.1)
+    assert not is_silence(again)

@@ -103,6 +103,27 @@ def test_whisper_returns_nothing_for_silence_rather_than_inventing_words(whisper
     assert result == Transcript.empty("whisper")
 
 
+@pytest.mark.parametrize(
+    ("text", "no_speech", "logprob", "dropped"),
+    [
+        (" Thank you for watching!", 0.1, -0.3, True),
+        (" Welcome back to the next video.", 0.2, -0.5, True),
+        (" Move the Nimbus deal to negotiation.", 0.1, -0.3, False),
+        (" Mhm.", 0.9, -1.5, True),  # Whisper's own no-speech rule
+        (" Yes.", 0.7, -0.4, False),  # likely silence, but decoded confidently: kept
+    ],
+)
+def test_whispers_stock_phrases_and_no_speech_segments_are_dropped(
+    text: str, no_speech: float, logprob: float, dropped: bool
+) -> None:
+    from types import SimpleNamespace
+
+    from voice.recognition import _hallucinated
+
+    segment = SimpleNamespace(text=text, no_speech_prob=no_speech, avg_logprob=logprob)
+    assert _hallucinated(segment) is dropped
+
+
 # --- Vosk (the packaged Korean model) ---
 
 
