@@ -26,6 +26,7 @@ MODULES: tuple[str, ...] = (
     "crm_backend.scheduler.api",
     "crm_backend.signals.api",
     "crm_backend.api.identities",
+    "crm_backend.api.knowledge",
 )
 
 

@@ -42,6 +42,7 @@ from crm_backend.models.documents import AccessLevel, Document, DocumentType
 from crm_backend.models.feeds import FeedItem, FeedType, SalesSignal, SignalCategory
 from crm_backend.models.forecasts import ForecastMethod, ForecastPeriod, SalesForecast, TerritoryForecast
 from crm_backend.models.integrations import SocialIntegration, SocialPlatform
+from crm_backend.models.knowledge import KnowledgeArticle, KnowledgeEmbedding
 from crm_backend.models.leads import Lead, LeadSource, LeadStatus
 from crm_backend.models.notifications import DeliveryStatus, Notification, SchedulerLease
 from crm_backend.models.service_desk import Ticket, TicketStatus
@@ -101,6 +102,8 @@ __all__ = [
     "FeedType",
     "ForecastMethod",
     "ForecastPeriod",
+    "KnowledgeArticle",
+    "KnowledgeEmbedding",
     "Lead",
     "LeadSource",
     "LeadStatus",
