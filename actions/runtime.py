@@ -1,4 +1,4 @@
-"""What the actions need from the process they run in: the CRM store and the identity key.
+"""What the actions need from the process they run in: the CRM store, the identity key, the embedder.
 
 Installed once by the action server at start-up (never at import time), and by tests.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crm_backend.services.knowledge import Embedder
 from crm_backend.store import Store
 
 
@@ -16,6 +17,7 @@ class ActionRuntime:
     secret: str
     max_identity_age_seconds: float = 600.0
     undo_window_minutes: int = 30
+    embedder: Embedder | None = None  # knowledge-base answers (None: the assistant says it cannot look them up)
 
 
 _runtime: ActionRuntime | None = None

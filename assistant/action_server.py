@@ -12,6 +12,7 @@ from rasa_sdk.endpoint import create_app
 from rasa_sdk.executor import ActionExecutor
 
 from actions import runtime
+from assistant.embeddings import available_embedder
 from assistant.settings import Settings, open_store
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,12 @@ log = logging.getLogger(__name__)
 def serve(settings: Settings) -> None:
     store = open_store(settings)
     runtime.install(
-        runtime.ActionRuntime(store=store, secret=settings.secret(), undo_window_minutes=settings.undo_window_minutes)
+        runtime.ActionRuntime(
+            store=store,
+            secret=settings.secret(),
+            undo_window_minutes=settings.undo_window_minutes,
+            embedder=available_embedder(),
+        )
     )
     executor = ActionExecutor()
     executor.register_package("actions")
