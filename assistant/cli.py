@@ -118,6 +118,11 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
     path, trained = ensure_model(settings, force=args.force)
     print(f"model: {path} ({'trained now' if trained else 'up to date, not retrained'})")
+    if settings.sentiment_enabled and settings.sentiment_model_path is None:
+        from assistant import mood
+
+        head, head_trained = mood.prepare(settings)
+        print(f"sentiment head: {head} ({'trained now' if head_trained else 'up to date, not retrained'})")
     return 0
 
 
@@ -178,6 +183,31 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         store.dispose()
     print(token)
+    return 0
+
+
+def cmd_console_link(settings: Settings, args: argparse.Namespace) -> int:
+    """A one-time link that signs the user in to the agent console (valid 15 minutes, once)."""
+    from assistant.console import LOGIN_LINK_SECONDS, ConsoleAuth
+    from crm_backend.errors import CrmError
+    from crm_backend.services import handoff, users
+
+    store = open_store(settings)
+    try:
+        with store.unit_of_work(channel="cli", read_only=True) as uow:
+            user = users.get_user_by_username(uow, args.username)
+            if user.role not in handoff.WORKING_ROLES or not user.is_active:
+                print(f"console-link: {args.username} is not an active agent, manager or admin", file=sys.stderr)
+                return 1
+            user_id = user.id
+    except CrmError as exc:
+        print(f"console-link: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        store.dispose()
+    code = ConsoleAuth(settings).login_link_code(user_id)
+    print(f"{settings.gateway_url}/console/login?code={code}")
+    print(f"Open it within {LOGIN_LINK_SECONDS // 60} minutes; it works once.", file=sys.stderr)
     return 0
 
 
@@ -399,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("token", help="issue an API token for a user")
     p.add_argument("username")
     p.add_argument("--name", default="cli", help="a label for the token (default: cli)")
+    p = sub.add_parser("console-link", help="a one-time sign-in link to the agent console for a user")
+    p.add_argument("username")
     p = sub.add_parser("link", help="a one-time code that links a user's Slack or Telegram account")
     p.add_argument("username")
     p.add_argument("--list", action="store_true", help="list the user's linked chat accounts instead")
@@ -473,6 +505,7 @@ COMMANDS: dict[str, Handler] = {
     "seed-demo": cmd_seed_demo,
     "token": cmd_token,
     "link": cmd_link,
+    "console-link": cmd_console_link,
     "api": cmd_api,
     "actions": cmd_actions,
     "bench": cmd_bench,

@@ -17,17 +17,19 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
+from assistant.handoff import ALREADY_WAITING, CALLBACK, ESCALATED, RATED, HandoffDesk
 from assistant.messages import Button, Inbound, Outcome, Reply, Sender
 from assistant.rasa_client import ActionServerClient, RasaClient, UpstreamUnavailable
 from assistant.settings import Settings
 from crm_backend.api.http import ApiError
 from crm_backend.errors import AuthenticationFailed, Conflict, NotFound, ValidationFailed
+from crm_backend.models.conversations import HandoffState
 from crm_backend.scheduler.delivery import Registry
-from crm_backend.services import conversations, identities, users
+from crm_backend.services import conversations, handoff, identities, users
 from crm_backend.services.auth import IDENTITY_KEY, authenticate_token, sign_identity, sign_visitor
 from crm_backend.store import Actor, Store, UnitOfWork
 
@@ -69,6 +71,14 @@ STALE_BUTTON = (
     "That button belongs to an earlier question, so I ignored it. Please use the latest buttons or say it in words."
 )
 UNAVAILABLE = "The assistant is not available right now. Please try again in a moment."
+# A rating answer after a resolved handoff: a clicked 1-5 button ("csat:4") or a typed digit.
+CSAT_ANSWER = re.compile(r"^\s*(?:csat:)?([1-5])\s*(?:/\s*5|stars?)?\s*[.!]?\s*$", re.IGNORECASE)
+# While waiting for an agent: "call me back (on +1 555 0100)" turns the wait into a callback task.
+CALLBACK_REQUEST = re.compile(r"\b(call(?:\s+me)?\s*back|callback|ring me|phone me)\b", re.IGNORECASE)
+PHONE = re.compile(r"\+?\d[\d ()./-]{6,}\d")
+FALLBACK_INTENT = "nlu_fallback"
+NEGATIVE_SCORE = -0.5  # a user turn at or below this counts towards the negative streak
+FURIOUS_SCORE = -0.9  # one turn this negative after a calm conversation is escalated at once
 
 
 class DialogueUnavailable(Exception):
@@ -97,6 +107,25 @@ class _Prepared:
     introduce_visitor: bool = False  # tell Rasa this conversation is with a prospect (first exchange)
 
 
+def _phone_in(text: str) -> str:
+    found = PHONE.search(text)
+    return found.group(0) if found else ""
+
+
+def _signals(bot_messages: list[dict[str, Any]]) -> set[str]:
+    """What the dialogue told the gateway besides its words (custom payloads in domain.yml): the user asked
+    for a person (`{"handoff": "requested"}`), the bot gave up understanding (`{"signal": "fallback"}`)."""
+    out: set[str] = set()
+    for m in bot_messages:
+        custom = m.get("custom")
+        if isinstance(custom, dict):
+            if custom.get("handoff") == "requested":
+                out.add("handoff")
+            if custom.get("signal") == "fallback":
+                out.add("fallback")
+    return out
+
+
 def _as_replies(bot_messages: list[dict[str, Any]]) -> list[tuple[str, list[tuple[str, str]], str | None]]:
     out = []
     for m in bot_messages:
@@ -112,14 +141,49 @@ def _as_replies(bot_messages: list[dict[str, Any]]) -> list[tuple[str, list[tupl
     return out
 
 
+class Judged(Protocol):
+    @property
+    def label(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+
+
+class SentimentClassifier(Protocol):
+    """What the Dialogue needs of a sentiment model (assistant.sentiment's service has it)."""
+
+    async def classify(self, text: str) -> Judged: ...
+
+
 class Dialogue:
     """One conversation turn from any channel to Rasa and back (see the module docstring)."""
 
-    def __init__(self, settings: Settings, store: Store, rasa: RasaClient, actions: ActionServerClient) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        rasa: RasaClient,
+        actions: ActionServerClient,
+        *,
+        desk: HandoffDesk | None = None,
+        sentiment: SentimentClassifier | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.rasa = rasa
         self.actions = actions
+        self.desk = desk or HandoffDesk()
+        self.sentiment = sentiment
+
+    async def mood(self, text: str | None) -> tuple[str, float] | None:
+        """The sentiment of a user's words (label, score), or None when there is no model or it failed."""
+        if self.sentiment is None or not text or not text.strip():
+            return None
+        try:
+            result = await self.sentiment.classify(text)
+        except Exception as exc:  # sentiment must never cost the user an answer
+            log.warning("sentiment failed: %s", type(exc).__name__)
+            return None
+        return str(result.label), float(result.score)
 
     async def _in_transaction(
         self, work: Callable[[UnitOfWork], T], actor: Actor | None = None, channel: str = "api"
@@ -211,10 +275,21 @@ class Dialogue:
             limit = self.settings.max_message_chars
             return Outcome(None, [Reply(f"That message is too long for me (over {limit:,} characters).")])
 
+        mood = await self.mood(text) if inbound.button is None else None
         prepared = await self._in_transaction(
-            lambda uow: self._prepare(uow, inbound, actor, text), actor, sender.channel
+            lambda uow: self._prepare(uow, inbound, actor, text, mood), actor, sender.channel
         )
         if isinstance(prepared, Outcome):
+            if prepared.status == "with_agent" and prepared.conversation_id:
+                self.desk.publish(
+                    {
+                        "type": "turn",
+                        "conversation_id": prepared.conversation_id,
+                        "speaker": "user",
+                        "text": text or "",
+                        "sentiment": mood[0] if mood else None,
+                    }
+                )
             return prepared
         if actor is not None:
             identity = sign_identity(
@@ -240,9 +315,27 @@ class Dialogue:
                 "The assistant's dialogue engine is not available right now. Please try again shortly."
             ) from exc
         answers = _as_replies(bot_messages)
-        if not answers:
+        signals = _signals(bot_messages)
+        if not answers and not signals:
             await self._explain_silence(prepared.conversation_id)
-        replies = await self._in_transaction(lambda uow: self._remember(uow, prepared.conversation_id, answers))
+        understood = await self._understood(prepared.conversation_id)
+        if understood is not None and understood[0] == FALLBACK_INTENT:
+            signals.add("not_understood")
+
+        def remember(uow: UnitOfWork) -> list[Reply]:
+            if understood is not None:
+                conversations.record_intent(
+                    uow,
+                    prepared.conversation_id,
+                    *understood,
+                    fallback="fallback" in signals or "not_understood" in signals,
+                )
+            return self._remember(uow, prepared.conversation_id, answers)
+
+        replies = await self._in_transaction(remember)
+        escalation = await self._escalate_if_needed(prepared.conversation_id, signals, mood)
+        if escalation is not None:
+            replies.append(escalation)
         return Outcome(
             prepared.conversation_id,
             replies,
@@ -251,7 +344,59 @@ class Dialogue:
             user_id=actor.user_id if actor else None,
         )
 
-    def _prepare(self, uow: UnitOfWork, inbound: Inbound, actor: Actor | None, text: str | None) -> _Prepared | Outcome:
+    async def _understood(self, conversation_id: str) -> tuple[str, float] | None:
+        """The intent of the turn just answered (kept with the turn for analytics); None if Rasa won't say."""
+        try:
+            return await self.rasa.latest_intent(conversation_id)
+        except UpstreamUnavailable:
+            return None
+
+    async def _escalate_if_needed(
+        self, conversation_id: str, signals: set[str], mood: tuple[str, float] | None
+    ) -> Reply | None:
+        """The handoff rules after the bot answered: the user asked for a person; the bot failed to
+        understand `handoff_fallbacks` times in a row; `handoff_negative_turns` clearly negative turns in a
+        row, or one furious turn after a calm conversation; an unhappy customer of a valuable account."""
+        settings = self.settings
+
+        def decide(uow: UnitOfWork) -> tuple[Reply | None, int | None]:
+            negative = mood is not None and mood[0] == "negative" and mood[1] <= NEGATIVE_SCORE
+            fallbacks, negatives = handoff.count_turn_signals(
+                uow, conversation_id, fallback=bool(signals & {"fallback", "not_understood"}), negative=negative
+            )
+            found = handoff.conversation(uow, conversation_id)
+            reason = None
+            if "handoff" in signals:
+                reason = "requested"
+            elif fallbacks >= settings.handoff_fallbacks:
+                reason = "fallback"
+            elif negatives >= settings.handoff_negative_turns or (
+                mood is not None and mood[1] <= FURIOUS_SCORE and (found.sentiment_score or 0.0) > -0.2
+            ):
+                reason = "sentiment"
+            elif negative and handoff.valuable_account(uow, found.account_id):
+                reason = "value"
+            if reason is None:
+                return None, None
+            escalated = handoff.escalate(uow, conversation_id, reason)
+            template = ESCALATED if escalated.created else ALREADY_WAITING
+            text = template.format(ticket=escalated.ticket_id, minutes=escalated.wait_minutes)
+            conversations.record_turn(uow, conversation_id, "bot", text, {"buttons": [], "handoff": reason})
+            return Reply(text), escalated.ticket_id if escalated.created else None
+
+        reply, created = await self._in_transaction(decide)
+        if created is not None:
+            await self.desk.escalated(created, conversation_id)
+        return reply
+
+    def _prepare(
+        self,
+        uow: UnitOfWork,
+        inbound: Inbound,
+        actor: Actor | None,
+        text: str | None,
+        mood: tuple[str, float] | None = None,
+    ) -> _Prepared | Outcome:
         sender = inbound.sender
         introduce_visitor = False
         if sender.channel in CLIENT_THREADED:
@@ -270,6 +415,9 @@ class Dialogue:
                 uow, self.conversation_id(sender, inbound.thread), sender.external_id, sender.channel
             )
             introduce_visitor = not conversations.has_bot_turn(uow, conversation_id)
+        handoff.remember_address(uow, conversation_id, dict(inbound.address))
+        state = handoff.state_of(uow, conversation_id)
+        user_id = actor.user_id if actor else None
         if inbound.button is not None:
             clicked = conversations.clicked_button(uow, conversation_id, inbound.button, BUTTON_MAX_AGE)
             if clicked is None:
@@ -279,15 +427,29 @@ class Dialogue:
         else:
             assert text is not None  # noqa: S101 - checked by handle()
             conversations.record_turn(
-                uow, conversation_id, "user", text, {"voice": inbound.heard} if inbound.heard else None
+                uow, conversation_id, "user", text, {"voice": inbound.heard} if inbound.heard else None, sentiment=mood
             )
-            typed = TYPED_PAYLOAD.match(text)
+            rasa_text = text
+        if state is HandoffState.WAITING and inbound.button is None and CALLBACK_REQUEST.search(rasa_text):
+            task = handoff.request_callback(uow, conversation_id, contact=_phone_in(rasa_text))
+            reply = CALLBACK.format(task=task)
+            conversations.record_turn(uow, conversation_id, "bot", reply, {"buttons": []})
+            return Outcome(conversation_id, [Reply(reply)], private=False, user_id=user_id)
+        if state in (HandoffState.WAITING, HandoffState.AGENT):  # a person answers: the bot stays silent
+            return Outcome(conversation_id, [], status="with_agent", private=False, user_id=user_id)
+        if state is HandoffState.CLOSED:
+            rating = CSAT_ANSWER.match(rasa_text)
+            if rating:
+                handoff.rate(uow, conversation_id, int(rating.group(1)))
+                conversations.record_turn(uow, conversation_id, "bot", RATED, {"buttons": []})
+                return Outcome(conversation_id, [Reply(RATED)], private=False, user_id=user_id)
+            handoff.back_to_bot(uow, conversation_id)
+        if inbound.button is None:
+            typed = TYPED_PAYLOAD.match(rasa_text)
             if typed and typed.group(1).lower() not in CHAT_COMMANDS:
                 conversations.record_turn(uow, conversation_id, "bot", TYPED_COMMAND, {"buttons": []})
-                return Outcome(
-                    conversation_id, [Reply(TYPED_COMMAND)], private=False, user_id=actor.user_id if actor else None
-                )
-            rasa_text = PAYLOAD_LIKE.sub("", text) or text.replace("/", " ").strip() or "?"
+                return Outcome(conversation_id, [Reply(TYPED_COMMAND)], private=False, user_id=user_id)
+            rasa_text = PAYLOAD_LIKE.sub("", rasa_text) or rasa_text.replace("/", " ").strip() or "?"
         team_room = None
         if inbound.shared and inbound.room and actor is not None:
             team_room = identities.room_team(uow, sender.channel, sender.workspace, inbound.room)

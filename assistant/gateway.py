@@ -20,9 +20,12 @@ import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant import voice_api
+from assistant import console, mood, voice_api
 from assistant.dialogue import DELIVERY, DIALOGUE, Dialogue, api_turn
+from assistant.embeddings import available_embedder
+from assistant.handoff import HANDOFF, HandoffDesk
 from assistant.messages import Inbound, Reply, Sender
+from assistant.mood import MOOD
 from assistant.rasa_client import ActionServerClient, RasaClient
 from assistant.settings import Settings, open_store
 from assistant.voice_api import VOICE
@@ -139,6 +142,7 @@ async def readyz(request: web.Request) -> web.Response:
             "notifications": sorted(request.app[DELIVERY].channels()),
         },
         "voice": request.app[VOICE].state() if VOICE in request.app else {"ok": False, "detail": "off"},
+        "sentiment": request.app[MOOD].state() if MOOD in request.app else {"ok": False, "detail": "off"},
     }
     return json_response(
         {"status": "ready" if ready else "not_ready", "components": components, "details": details},
@@ -156,9 +160,10 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
 def create_app(settings: Settings, store: Store) -> web.Application:
     """The CRM REST API, the assistant's message route, the channels (website widget always; Slack and
     Telegram when their credentials are set), health and readiness."""
-    app = build_app(store)
+    app = build_app(store, embedder=available_embedder())  # knowledge-base search (MiniLM, loaded on first use)
     app[SETTINGS] = settings
     app[DELIVERY] = default_registry()
+    app[HANDOFF] = HandoffDesk(settings.channel_timeout_seconds)
 
     async def clients(app: web.Application) -> Any:
         http = aiohttp.ClientSession()
@@ -171,7 +176,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
             settings.health_timeout_seconds,
         )
         app[ACTIONS] = ActionServerClient(http, settings.action_server_url, settings.health_timeout_seconds)
-        app[DIALOGUE] = Dialogue(settings, store, app[RASA], app[ACTIONS])
+        app[DIALOGUE] = Dialogue(settings, store, app[RASA], app[ACTIONS], desk=app[HANDOFF])
         yield
         await http.close()
         store.dispose()
@@ -185,8 +190,15 @@ def create_app(settings: Settings, store: Store) -> web.Application:
         await runner.stop()
 
     app.cleanup_ctx.append(clients)
+
+    def sentiment_ready(service: Any) -> None:
+        if DIALOGUE in app:
+            app[DIALOGUE].sentiment = service
+
+    mood.mount(app, settings, sentiment_ready)
     widget.mount(app, settings)
     voice_api.mount(app, settings)
+    console.mount(app, settings)
     if settings.slack_enabled:
         from channels import slack  # imported only when switched on: slack-bolt is a large import
 

@@ -49,6 +49,9 @@ class Inbound:
     room: str = ""  # the shared room the message was posted in ("" for a private chat / DM)
     shared: bool = False  # other people can read what is posted in `room`
     heard: dict[str, object] | None = None  # `text` is a speech transcript: its confidence and engine
+    # How the channel reaches this user later (an agent's reply after a handoff): e.g. Telegram's chat id,
+    # Slack's channel and thread, the widget's session. Only JSON-safe values.
+    address: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +72,7 @@ class Reply:
     audio: bytes | None = None
 
 
-Status = Literal["answered", "link_required", "linked", "duplicate", "stale_button", "rate_limited"]
+Status = Literal["answered", "link_required", "linked", "duplicate", "stale_button", "rate_limited", "with_agent"]
 
 
 @dataclass(frozen=True, slots=True)

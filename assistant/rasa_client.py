@@ -66,6 +66,20 @@ class RasaClient:
             params_extra={"include_events": "NONE"},
         )
 
+    async def latest_intent(self, sender: str) -> tuple[str, float] | None:
+        """The intent Rasa gave the conversation's last user message (for analytics), or None."""
+        data = await self._request(
+            "GET",
+            f"/conversations/{sender}/tracker",
+            timeout=self._health_timeout,
+            auth=True,
+            params_extra={"include_events": "NONE"},
+        )
+        intent = (data.get("latest_message") or {}).get("intent") if isinstance(data, dict) else None
+        if not isinstance(intent, dict) or not isinstance(intent.get("name"), str):
+            return None
+        return str(intent["name"]), float(intent.get("confidence") or 0.0)
+
     async def parse(self, text: str) -> dict[str, Any]:
         data = await self._request("POST", "/model/parse", json={"text": text}, timeout=self._timeout, auth=True)
         if not isinstance(data, dict):

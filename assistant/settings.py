@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")  # Socket Mode
     slack_socket_mode: bool = Field(default=False, alias="SLACK_SOCKET_MODE")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    # A channel (id) where new handoffs are announced, one thread per ticket; agents answer in the thread.
+    slack_support_channel: str | None = Field(default=None, alias="SLACK_SUPPORT_CHANNEL")
     telegram_bot_token: SecretStr | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
     telegram_webhook_secret: SecretStr | None = Field(default=None, alias="TELEGRAM_WEBHOOK_SECRET")
     telegram_mode: str = Field(default="webhook", alias="TELEGRAM_MODE", pattern="^(webhook|polling)$")
@@ -88,6 +90,14 @@ class Settings(BaseSettings):
     # espeak-ng's command renders replies by default (pyttsx3 2.99 races espeak-ng when rendering to a
     # file, see docs/voice-speech.md); pyttsx3 stays available.
     tts_backend: str = Field(default="auto", alias="TTS_BACKEND", pattern="^(auto|espeak-ng|pyttsx3)$")
+
+    # Sentiment on every user turn and the human handoff it can trigger.
+    sentiment_enabled: bool = Field(default=True, alias="SENTIMENT_ENABLED")
+    sentiment_model_path: Path | None = Field(default=None, alias="SENTIMENT_MODEL_PATH")  # any HF classifier dir
+    handoff_negative_turns: int = Field(default=3, alias="HANDOFF_NEGATIVE_TURNS", ge=1, le=20)
+    handoff_fallbacks: int = Field(default=2, alias="HANDOFF_FALLBACKS", ge=1, le=20)
+    console_session_hours: float = Field(default=12.0, alias="CONSOLE_SESSION_HOURS", gt=0, le=24 * 14)
+    console_cookie_secure: bool = Field(default=False, alias="CONSOLE_COOKIE_SECURE")  # true behind HTTPS
 
     @property
     def slack_enabled(self) -> bool:
@@ -190,6 +200,7 @@ class Settings(BaseSettings):
             "LINK_CODE_MINUTES": str(self.link_code_minutes),
             "SLACK_SOCKET_MODE": str(self.slack_socket_mode).lower(),
             "SLACK_API_URL": self.slack_api_url,
+            **({"SLACK_SUPPORT_CHANNEL": self.slack_support_channel} if self.slack_support_channel else {}),
             "TELEGRAM_MODE": self.telegram_mode,
             "TELEGRAM_API_URL": self.telegram_api_url,
             "WIDGET_ALLOWED_ORIGINS": self.widget_allowed_origins,

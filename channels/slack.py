@@ -33,8 +33,10 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from assistant import console as agent_desk
 from assistant.dialogue import DELIVERY, DIALOGUE, DialogueUnavailable
-from assistant.messages import Inbound, Outcome, Sender
+from assistant.handoff import HANDOFF
+from assistant.messages import Inbound, Outcome, Reply, Sender
 from assistant.settings import Settings
 from assistant.voice_api import VOICE, voice_note
 from channels import ChannelMisconfigured
@@ -182,6 +184,7 @@ class SlackChannel:
             raise ChannelMisconfigured("Slack Socket Mode needs SLACK_APP_TOKEN (xapp-…, with connections:write).")
         self.client = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=self._timeout)
         self._file_hosts = {"files.slack.com", urlsplit(settings.slack_api_url).hostname or "slack.com"}
+        self._support = settings.slack_support_channel
         self.bolt = AsyncApp(
             name="crm-assistant",
             signing_secret=secret,
@@ -272,6 +275,10 @@ class SlackChannel:
         direct = is_direct(channel, event.get("channel_type"))
         raw = str(event.get("text") or "")
         thread_ts = str(event.get("thread_ts") or "")
+        if self._support and channel == self._support and thread_ts and thread_ts != event.get("ts"):
+            if await self._first_time(body.get("event_id")):
+                await self._agent_says(body, event, plain_text(raw, bot))
+            return
         clip = audio_clip(event)
         if not direct:
             if mentions(raw, bot) and clip is None:
@@ -286,6 +293,7 @@ class SlackChannel:
             text=None if clip is not None else plain_text(raw, bot) or BARE_MENTION,
             room="" if direct else channel,
             shared=not direct,
+            address={"channel": channel, "thread_ts": thread_ts, "user": user, "shared": not direct},
         )
         if not direct and not await self._talking_in_thread(inbound):
             return
@@ -296,6 +304,37 @@ class SlackChannel:
             await self._voice_turn(inbound, target, clip)
         else:
             await self._turn(inbound, target)
+
+    # -- the support channel: handoffs announced, agents answering in the ticket's thread --------------
+
+    async def announce(self, ticket_id: int) -> None:
+        """A new handoff in the support channel; its thread becomes the ticket's agent thread."""
+        assert self._support  # noqa: S101 - registered only when configured
+        about = await agent_desk.announcement(self._app, ticket_id)
+        text = (
+            f"*New handoff #{about['ticket_id']}* ({about['priority']}, {about['channel']}): "
+            f"{escape(about['subject'])}\n>{escape(about['last_message'] or '(no message)')}\n"
+            "Reply in this thread to answer the customer (you take the conversation), or use the agent console."
+        )
+        posted = await self.client.chat_postMessage(channel=self._support, text=text, unfurl_links=False)
+        await agent_desk.remember_thread(self._app, ticket_id, f"{self._support}:{posted['ts']}")
+
+    async def _agent_says(self, body: dict[str, Any], event: dict[str, Any], text: str) -> None:
+        """A reply in a ticket's thread: from a linked agent it goes to the customer (taking the ticket
+        first if nobody has); anyone else is told why not, only to them."""
+        thread_ts = str(event.get("thread_ts") or "")
+        target = Target(self._support or "", str(event.get("user") or ""), thread_ts, shared=True)
+        ticket_id = await agent_desk.ticket_in_thread(self._app, f"{target.channel}:{thread_ts}")
+        if ticket_id is None or not text:
+            return
+        team = str(body.get("team_id") or event.get("team") or "")
+        actor = await self._app[DIALOGUE].actor_of(Sender(CHANNEL, target.user, team))
+        if actor is None:
+            await self._tell(target, "Link your Slack account to the CRM first (send me a link code in a DM).")
+            return
+        refused = await agent_desk.answer_from_chat(self._app, actor, ticket_id, text)
+        if refused:
+            await self._tell(target, refused)
 
     async def _voice_turn(self, inbound: Inbound, target: Target, clip: dict[str, Any]) -> None:
         """An audio clip: downloaded with the bot token (from Slack's file host only), transcribed, shown
@@ -372,6 +411,7 @@ class SlackChannel:
             text=plain_text(str(event.get("text") or ""), bot) or BARE_MENTION,
             room=channel,
             shared=True,
+            address={"channel": channel, "thread_ts": thread_ts, "user": user, "shared": True},
         )
         await self._turn(inbound, Target(channel, user, thread_ts, shared=True))
 
@@ -480,6 +520,21 @@ class SlackChannel:
         for batch in batches(blocks):
             await self._post(target, how, text, batch)
 
+    async def push(self, address: dict[str, Any], replies: list[Reply]) -> bool:
+        """Replies outside a turn (an agent's words after a handoff), in the conversation's DM or thread;
+        in a shared channel only the asker sees them (ephemeral)."""
+        target = Target(
+            str(address["channel"]),
+            str(address.get("user") or ""),
+            str(address.get("thread_ts") or ""),
+            shared=bool(address.get("shared")),
+        )
+        how: Visibility = "ephemeral" if target.shared else "public"
+        blocks = reply_blocks(replies, ButtonOrigin(target.thread_ts, False))
+        for batch in batches(blocks):
+            await self._post(target, how, fallback_text(replies), batch)
+        return True
+
     async def _tell(self, target: Target, sentence: str) -> None:
         """A plain sentence (no CRM data), shown only to the speaker when others could read it."""
         how: Visibility = "ephemeral" if target.shared or target.command else "public"
@@ -559,4 +614,8 @@ def mount(app: web.Application, settings: Settings) -> None:
     app[SLACK] = channel
     for path in ROUTES:
         app.router.add_post(path, channel.handle_http)
+    if HANDOFF in app:
+        app[HANDOFF].register(CHANNEL, channel.push)
+        if settings.slack_support_channel:
+            app[HANDOFF].on_escalation(channel.announce)
     app.cleanup_ctx.append(channel.lifetime)

@@ -30,6 +30,7 @@ from telegram import (
     Message,
     ReplyParameters,
     Update,
+    User,
     Voice,
 )
 from telegram.constants import ChatType, ParseMode
@@ -37,6 +38,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.request import HTTPXRequest
 
 from assistant.dialogue import DELIVERY, DIALOGUE, DialogueUnavailable
+from assistant.handoff import HANDOFF
 from assistant.messages import Inbound, Outcome, Reply, Sender
 from assistant.settings import Settings
 from assistant.voice_api import voice_note
@@ -177,6 +179,34 @@ class Origin:
     @property
     def conversation_thread(self) -> str:
         return self.thread or thread_key(self.chat_id, self.topic)
+
+    @property
+    def address(self) -> dict[str, object]:
+        """Where an agent's reply goes later: the asker's private chat (a group would show it to everyone)."""
+        if self.shared:
+            return {"chat_id": self.user_id, "thread": self.conversation_thread}
+        return {"chat_id": self.chat_id, "topic": self.topic, "thread": self.conversation_thread}
+
+
+def _arrival(message: Message, sender: User, text: str | None) -> tuple[Origin, Inbound]:
+    """Where a message came from and what it asks the Dialogue (text None: a voice note, heard later)."""
+    group = is_group(message.chat.type)
+    origin = Origin(
+        chat_id=message.chat.id,
+        user_id=sender.id,
+        shared=group,
+        topic=topic_of(message),
+        reply_to=message.message_id if group else None,
+    )
+    inbound = Inbound(
+        sender=Sender(CHANNEL, str(sender.id), display_name=sender.full_name),
+        thread=origin.conversation_thread,
+        text=text,
+        room=str(message.chat.id) if group else "",
+        shared=group,
+        address=origin.address,
+    )
+    return origin, inbound
 
 
 class TelegramChannel:
@@ -334,21 +364,7 @@ class TelegramChannel:
         sender = message.from_user
         if text is None or sender is None:
             return
-        group = is_group(message.chat.type)
-        origin = Origin(
-            chat_id=message.chat.id,
-            user_id=sender.id,
-            shared=group,
-            topic=topic_of(message),
-            reply_to=message.message_id if group else None,
-        )
-        inbound = Inbound(
-            sender=Sender(CHANNEL, str(sender.id), display_name=sender.full_name),
-            thread=origin.conversation_thread,
-            text=text,
-            room=str(message.chat.id) if group else "",
-            shared=group,
-        )
+        origin, inbound = _arrival(message, sender, text)
         async with self._turns.hold(f"{origin.conversation_thread}/{sender.id}"):
             if not await self.app[DIALOGUE].first_time(CHANNEL, str(update_id)):
                 return
@@ -360,20 +376,7 @@ class TelegramChannel:
         sender = message.from_user
         if sender is None:
             return
-        group = is_group(message.chat.type)
-        origin = Origin(
-            chat_id=message.chat.id,
-            user_id=sender.id,
-            shared=group,
-            topic=topic_of(message),
-            reply_to=message.message_id if group else None,
-        )
-        inbound = Inbound(
-            sender=Sender(CHANNEL, str(sender.id), display_name=sender.full_name),
-            thread=origin.conversation_thread,
-            room=str(message.chat.id) if group else "",
-            shared=group,
-        )
+        origin, inbound = _arrival(message, sender, None)
         async with self._turns.hold(f"{origin.conversation_thread}/{sender.id}"):
             if not await self.app[DIALOGUE].first_time(CHANNEL, str(update_id)):
                 return
@@ -514,6 +517,20 @@ class TelegramChannel:
                     return
                 first = False
 
+    async def push(self, address: dict[str, Any], replies: list[Reply]) -> bool:
+        """Replies outside a turn (an agent's words after a handoff), to the chat in `address`."""
+        chat_id = int(str(address["chat_id"]))
+        topic = address.get("topic")
+        origin = Origin(
+            chat_id,
+            chat_id,
+            shared=False,
+            topic=int(str(topic)) if topic else None,
+            thread=str(address.get("thread") or ""),
+        )
+        await self._send(chat_id, replies, origin)
+        return True
+
     async def _answer(self, query: CallbackQuery, text: str | None) -> None:
         """answerCallbackQuery, always, so the client stops its spinner; a stale click gets a short toast."""
         try:
@@ -583,6 +600,8 @@ def mount(app: web.Application, settings: Settings) -> None:
     app[TELEGRAM] = telegram
     if telegram.mode == "webhook":
         app.router.add_post(WEBHOOK_PATH, telegram.webhook)
+    if HANDOFF in app:
+        app[HANDOFF].register(CHANNEL, telegram.push)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await telegram.start()

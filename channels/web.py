@@ -30,6 +30,7 @@ from aiohttp import WSMsgType, web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from assistant.dialogue import DIALOGUE, Dialogue, DialogueUnavailable
+from assistant.handoff import HANDOFF
 from assistant.messages import Inbound, Reply, Sender
 from assistant.settings import Settings
 from assistant.voice_api import VOICE, Listening, answer_transcript, vocabulary_for
@@ -305,10 +306,15 @@ class Visitor:
         user_id = self.actor.user_id if self.actor is not None else None
         return dialogue.conversation_id(self.sender(), thread=self.session.id, user_id=user_id)
 
+    @property
+    def address(self) -> dict[str, object]:
+        """How an agent's reply reaches this browser later: its session (live sockets, else the history)."""
+        return {"session": self.session.id}
+
     def inbound(self, frame: Frame) -> Inbound:
         if frame.type == "button":
-            return Inbound(self.sender(), self.session.id, button=frame.value)
-        return Inbound(self.sender(), self.session.id, text=frame.value)
+            return Inbound(self.sender(), self.session.id, button=frame.value, address=self.address)
+        return Inbound(self.sender(), self.session.id, text=frame.value, address=self.address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +330,7 @@ class WidgetChannel:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app: web.Application | None = None  # the gateway app (voice lives there)
+        self.live: dict[str, set[web.WebSocketResponse]] = {}  # open sockets per session (agent replies)
         self.signer = SessionSigner(settings.secret())
         self.limiter = RateLimiter(settings.widget_messages_per_minute)
         self.assets = load_assets(settings)
@@ -469,6 +476,7 @@ class WidgetChannel:
         visitor = Visitor(self.session_of(request))
         self.set_cookie(ws, visitor.session)
         await ws.prepare(request)
+        self.live.setdefault(visitor.session.id, set()).add(ws)
         dialogue = request.app[DIALOGUE]
         queue: asyncio.Queue[Frame | Utterance | None] = asyncio.Queue()
         # Turns run one at a time in their own task so that the reader keeps answering heartbeats.
@@ -480,10 +488,22 @@ class WidgetChannel:
                 elif message.type == WSMsgType.BINARY:
                     await self._hear(ws, visitor, message.data)
         finally:
+            sockets = self.live.get(visitor.session.id, set())
+            sockets.discard(ws)
+            if not sockets:
+                self.live.pop(visitor.session.id, None)
             queue.put_nowait(None)
             with contextlib.suppress(Exception):
                 await worker
         return ws
+
+    async def push(self, address: dict[str, Any], replies: list[Reply]) -> bool:
+        """An agent's words (or the handoff's sentences) to every open widget of that session."""
+        sockets = list(self.live.get(str(address.get("session", "")), ()))
+        frame = {"type": "replies", "push": True, "replies": [reply_json(r) for r in replies]}
+        for ws in sockets:
+            await _send(ws, frame)
+        return bool(sockets)
 
     async def _hear(self, ws: web.WebSocketResponse, visitor: Visitor, data: bytes) -> None:
         """A push-to-talk audio frame: fed to the recogniser, a partial transcript sent when there is one."""
@@ -590,7 +610,7 @@ class WidgetChannel:
         assert self.app is not None  # noqa: S101 - set by mount()
         await _send(ws, {"type": "typing"})
         transcript = await listening.finish()
-        inbound = Inbound(visitor.sender(), visitor.session.id)
+        inbound = Inbound(visitor.sender(), visitor.session.id, address=visitor.address)
         answer = await answer_transcript(self.app, inbound, transcript, visitor.actor, echo=False)
         await _send(ws, {"type": "heard", "text": transcript.text if answer.heard else ""})
         await _send(ws, {"type": "replies", "voice": True, "replies": [reply_json(r) for r in answer.outcome.replies]})
@@ -620,6 +640,7 @@ def mount(app: web.Application, settings: Settings) -> None:
     widget = WidgetChannel(settings)
     widget.app = app
     app[WIDGET] = widget
+    app[HANDOFF].register(CHANNEL, widget.push)
     for path, asset in widget.assets.items():
         app.router.add_get(path, asset.serve)
     app.router.add_get("/widget/ws", widget.websocket)

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from crm_backend.demo_knowledge import seed_knowledge_articles
 from crm_backend.models.deals import DealStage
 from crm_backend.models.users import Role
 from crm_backend.services import accounts, auth, deals, records, users
@@ -17,6 +18,7 @@ DEMO_USERS: tuple[tuple[str, str, Role, str | None], ...] = (
     ("maria", "Maria Okafor", Role.MANAGER, "East"),
     ("carlos", "Carlos Mendes", Role.REP, "West"),
     ("admin", "Ada Admin", Role.ADMIN, None),
+    ("sam", "Sam Support", Role.AGENT, None),  # the service desk: takes the assistant's handoffs
 )
 
 # (owner, account, industry, deal name, stage, amount, currency, probability, days to close)
@@ -147,6 +149,7 @@ def _seed_extras(uow: UnitOfWork, user_ids: dict[str, int], account_ids: dict[st
         )
     create("territories", {"name": "EMEA", "type": "Geographic", "manager_ids": [user_ids["maria"]]})
     create("territories", {"name": "North America", "type": "Geographic", "country": "US"})
+    seed_knowledge_articles(uow)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     as_user("alice")
     dana = create(

@@ -298,8 +298,11 @@
     if (frame.type === "typing") {
       setTyping(true);
     } else if (frame.type === "replies") {
-      if (!frame.voice) {
+      if (!frame.voice && !frame.push) {
         outbox.shift();
+      }
+      if (frame.push) {
+        setTyping(false);
       }
       showReplies(frame.replies);
     } else if (frame.type === "history") {

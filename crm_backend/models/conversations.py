@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Float, ForeignKey, String
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_backend.models.base import Base, IdMixin, TimestampMixin, UtcDateTime, utcnow
+from crm_backend.models.base import Base, IdMixin, TimestampMixin, UtcDateTime, enum_column, utcnow
+
+
+class HandoffState(enum.StrEnum):
+    """Who answers a conversation: the bot, nobody yet (an agent is asked for), an agent; `closed` after
+    the agent resolved it (the next message goes to the bot again)."""
+
+    BOT = "bot"
+    WAITING = "waiting"
+    AGENT = "agent"
+    CLOSED = "closed"
 
 
 class Conversation(TimestampMixin, Base):
@@ -29,6 +41,17 @@ class Conversation(TimestampMixin, Base):
     # Rolling sentiment of the user's turns: -1 (negative) .. 1 (positive).
     sentiment_score: Mapped[float | None] = mapped_column(Float)
     sentiment_label: Mapped[str | None] = mapped_column(String(10))
+    # The human handoff: its state (persisted, so a restart of any process keeps it), the ticket that
+    # carries it, the agent who owns it, and where the user can be reached with an agent's reply.
+    handoff_state: Mapped[HandoffState] = mapped_column(
+        enum_column(HandoffState, 10), default=HandoffState.BOT, server_default=HandoffState.BOT.value
+    )
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    address: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
+    # Escalation triggers: assistant fallbacks and clearly negative user turns in a row.
+    fallback_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    negative_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AssistantChange(IdMixin, Base):

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, String
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_backend.models.activities import Priority
@@ -50,3 +50,13 @@ class Ticket(IdMixin, TimestampMixin, VersionMixin, OwnedMixin, SoftDeleteMixin,
     sentiment_label: Mapped[str | None] = mapped_column(String(10))
     sentiment_score: Mapped[float | None] = mapped_column(Float)
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # An escalation from the assistant: why, the sentiment of each user turn, the qualification known
+    # at the time, when an agent first answered, the agent's note on handing back, and the user's rating.
+    escalation_reason: Mapped[str | None] = mapped_column(String(40))
+    sentiment_trend: Mapped[list[float]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    bant: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
+    first_agent_reply_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    handback_note: Mapped[str | None] = mapped_column(String(2000))
+    csat: Mapped[int | None] = mapped_column(Integer)
+    # Where agents discuss it outside the console: the Slack support channel's thread ("C123:1700000000.1").
+    agent_thread: Mapped[str | None] = mapped_column(String(100), index=True)

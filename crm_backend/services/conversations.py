@@ -135,10 +135,39 @@ def has_bot_turn(uow: UnitOfWork, conversation_id: str) -> bool:
     return found is not None
 
 
+SENTIMENT_LABELS = frozenset({"negative", "neutral", "positive"})
+SENTIMENT_MEMORY = 0.6  # the conversation's sentiment: this much of the previous value, the rest the new turn
+
+
 def record_turn(
-    uow: UnitOfWork, conversation_id: str, speaker: str, text: str, data: dict[str, Any] | None = None
+    uow: UnitOfWork,
+    conversation_id: str,
+    speaker: str,
+    text: str,
+    data: dict[str, Any] | None = None,
+    sentiment: tuple[str, float] | None = None,
 ) -> None:
-    uow.session.add(ConversationTurn(conversation_id=conversation_id, speaker=speaker, text=text, data=data or {}))
+    """One turn; a user turn's sentiment (label, score in [-1, 1]) also moves the conversation's rolling value."""
+    label, score = sentiment if sentiment is not None else (None, None)
+    if label is not None and (label not in SENTIMENT_LABELS or score is None or not -1.0 <= score <= 1.0):
+        raise ValidationFailed({"sentiment": "a label (negative, neutral, positive) and a score from -1 to 1"})
+    uow.session.add(
+        ConversationTurn(
+            conversation_id=conversation_id,
+            speaker=speaker,
+            text=text,
+            data=data or {},
+            sentiment_label=label,
+            sentiment_score=score,
+        )
+    )
+    if score is not None:
+        found = uow.session.get(Conversation, conversation_id)
+        if found is not None:
+            previous = found.sentiment_score
+            rolling = score if previous is None else SENTIMENT_MEMORY * previous + (1 - SENTIMENT_MEMORY) * score
+            found.sentiment_score = round(rolling, 4)
+            found.sentiment_label = "negative" if rolling <= -0.25 else "positive" if rolling >= 0.25 else "neutral"
 
 
 def recent_turns(uow: UnitOfWork, conversation_id: str, limit: int = 50) -> list[ConversationTurn]:
@@ -153,3 +182,20 @@ def recent_turns(uow: UnitOfWork, conversation_id: str, limit: int = 50) -> list
     )
     rows.reverse()
     return rows
+
+
+def record_intent(uow: UnitOfWork, conversation_id: str, intent: str, confidence: float, *, fallback: bool) -> None:
+    """What the dialogue engine understood the last user turn as (the analytics read it per intent)."""
+    turn = uow.session.scalar(
+        select(ConversationTurn)
+        .where(ConversationTurn.conversation_id == conversation_id, ConversationTurn.speaker == "user")
+        .order_by(ConversationTurn.id.desc())
+        .limit(1)
+    )
+    if turn is not None:
+        turn.data = {
+            **(turn.data or {}),
+            "intent": intent[:100],
+            "confidence": round(confidence, 3),
+            "fallback": fallback,
+        }

@@ -86,7 +86,7 @@ async def test_a_voice_note_is_heard_shown_back_answered_and_spoken(chat: Chat, 
     await link(chat, running, REP_VOICE, running.new_user("voicenote"))
     since = await send_voice(chat, running, REP_VOICE, "show my open deals")
     heard = await answered(chat, REP_VOICE, since, "I heard")
-    assert "deal" in text_of(heard).lower()
+    assert "show my open" in text_of(heard).lower()  # the tiny model may hear "deals" as "wheels" here
     assert chat.fake.recorder.calls("getFile") and chat.fake.recorder.calls("downloadFile")
     note = await chat.wait("sendVoice", since, lambda c: c.params.get("chat_id") == REP_VOICE, timeout=TURN_SECONDS)
     ogg = note.params["voice"]["data"]

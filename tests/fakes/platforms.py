@@ -12,6 +12,7 @@ from tests.fakes.server import FakeServer
 
 SLACK_SIGNING_SECRET = "local-slack-signing-secret"
 TELEGRAM_WEBHOOK_SECRET = "local-telegram-secret"
+SUPPORT_CHANNEL = "CSUPPORT01"  # the Slack channel where handoffs are announced
 
 
 def stack_settings(var_dir: Path, slack: FakeServer, telegram: FakeServer, **extra: Any) -> Settings:
@@ -26,6 +27,7 @@ def stack_settings(var_dir: Path, slack: FakeServer, telegram: FakeServer, **ext
         "SLACK_API_URL": f"{slack.url}/api/",
         "SLACK_BOT_TOKEN": "xoxb-local",
         "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
+        "SLACK_SUPPORT_CHANNEL": SUPPORT_CHANNEL,
         "TELEGRAM_API_URL": f"{telegram.url}/bot",
         "TELEGRAM_BOT_TOKEN": "123456:local",
         "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_WEBHOOK_SECRET,

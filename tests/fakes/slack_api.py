@@ -216,7 +216,12 @@ def slack_routes(recorder: Recorder) -> Iterable[web.RouteDef]:
                 return web.json_response({"ok": False, "error": "not_allowed_token_type"})
             return web.json_response({"ok": True, "url": f"ws://{request.host}/_socket"})
         try:
-            return web.json_response({"ok": True, **answer(method, params)})
+            result = answer(method, params)
+            if method == "chat.postMessage":  # what Slack made of it (tests reply in its thread by this ts)
+                recorder.add(
+                    Call(method="posted", params={"channel": result["channel"], "ts": result["ts"]}, headers={})
+                )
+            return web.json_response({"ok": True, **result})
         except KeyError as exc:
             error = "unknown_method" if exc.args[0] == method else str(exc.args[0])
             return web.json_response({"ok": False, "error": error})

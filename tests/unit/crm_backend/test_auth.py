@@ -90,7 +90,9 @@ def test_a_write_records_the_transcript_it_was_asked_with_in_the_audit_log(demo:
         uow.transcript = "add a team called voice crew → yes"
         uow.session.add(Team(name="Voice crew"))
     with demo.store.unit_of_work(read_only=True) as uow:
-        row = uow.session.scalars(select(AuditLog).where(AuditLog.entity_type == "teams").order_by(AuditLog.id.desc())).first()
+        row = uow.session.scalars(
+            select(AuditLog).where(AuditLog.entity_type == "teams").order_by(AuditLog.id.desc())
+        ).first()
         assert row is not None and row.channel == "voice" and row.transcript == "add a team called voice crew → yes"
 
 
