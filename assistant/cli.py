@@ -362,6 +362,11 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
     print("checking the Rasa model (trains only when config.yml, domain.yml or nlu_data/ changed)...")
     model, trained = ensure_model(settings)
     print(f"model: {model.name} ({'trained now' if trained else 'up to date'})")
+    if settings.sentiment_enabled and settings.sentiment_model_path is None:
+        from assistant import mood
+
+        head, head_trained = mood.prepare(settings)
+        print(f"sentiment head: {head.name} ({'trained now' if head_trained else 'up to date'})")
     tokens = ensure_demo_data(settings)
     print(f"database: {settings.effective_database_url.split('@')[-1]}")
     stop = threading.Event()

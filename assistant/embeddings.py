@@ -92,16 +92,32 @@ class MiniLMEmbedder:
             self._load()
         return self
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One unit-length vector per text, in order; texts longer than `max_tokens` word pieces are cut."""
-        if not texts:
-            return []
+    @property
+    def hidden_size(self) -> int:
+        """The width of one layer's vector (384 for MiniLM-L6)."""
+        with self._lock:
+            self._load()
+            return int(self._model.config.hidden_size)
+
+    @property
+    def layers(self) -> int:
+        """How many transformer layers the model has (hidden state 0 is the embedding layer)."""
+        with self._lock:
+            self._load()
+            return int(self._model.config.num_hidden_layers)
+
+    def pooled(self, texts: Sequence[str], layers: Sequence[int] = (-1,)) -> Any:
+        """Mean-pooled (over the attention mask), L2-normalised hidden states of `layers`, side by side: a
+        float32 array with one row per text, in order. Batches are sorted by length so padding stays short;
+        texts longer than `max_tokens` word pieces are cut."""
+        import numpy as np
         import torch
 
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
-        out: list[list[float]] = [[] for _ in texts]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with self._lock, torch.no_grad():
             self._load()
+            width = int(self._model.config.hidden_size) * len(layers)
+            out = np.zeros((len(texts), width), dtype=np.float32)
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 batch = self._tokenizer(
@@ -111,13 +127,23 @@ class MiniLMEmbedder:
                     max_length=self.max_tokens,
                     return_tensors="pt",
                 )
-                hidden = self._model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                for i, row in zip(idx, pooled.tolist(), strict=True):
-                    out[i] = row
+                states = self._model(**batch, output_hidden_states=True).hidden_states
+                mask = batch["attention_mask"].unsqueeze(-1).to(states[-1].dtype)
+                parts = [
+                    torch.nn.functional.normalize(
+                        (states[layer] * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9), p=2, dim=1
+                    )
+                    for layer in layers
+                ]
+                out[idx] = torch.cat(parts, dim=1).cpu().numpy()
         return out
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One unit-length vector per text (the last layer, mean-pooled), in order."""
+        if not texts:
+            return []
+        rows: list[list[float]] = self.pooled(texts).tolist()
+        return rows
 
 
 _shared_lock = threading.Lock()
