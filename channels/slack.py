@@ -20,7 +20,7 @@ import logging
 import math
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
@@ -339,6 +339,9 @@ class SlackChannel:
     async def _voice_turn(self, inbound: Inbound, target: Target, clip: dict[str, Any]) -> None:
         """An audio clip: downloaded with the bot token (from Slack's file host only), transcribed, shown
         back ("I heard: ..."), answered like typed text; spoken back as a clip where the answer is public."""
+        if await self._app[DIALOGUE].actor_of(inbound.sender) is None:
+            await self._turn(replace(inbound, text=""), target)  # the linking steps; the audio is never fetched
+            return
         limit = self._app[VOICE].settings.voice_max_bytes
         if int(clip.get("size") or 0) > limit:
             await self._tell(target, f"That recording is too long for me (the limit is {limit / 1024 / 1024:g} MB).")

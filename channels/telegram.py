@@ -17,7 +17,7 @@ import hmac
 import logging
 import re
 from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
@@ -379,6 +379,9 @@ class TelegramChannel:
         origin, inbound = _arrival(message, sender, None)
         async with self._turns.hold(f"{origin.conversation_thread}/{sender.id}"):
             if not await self.app[DIALOGUE].first_time(CHANNEL, str(update_id)):
+                return
+            if await self.app[DIALOGUE].actor_of(inbound.sender) is None:
+                await self._turn(replace(inbound, text=""), origin)  # the linking steps; the audio is never fetched
                 return
             limit = self.settings.voice_max_bytes
             if media.file_size is not None and media.file_size > limit:

@@ -201,5 +201,5 @@ async def test_an_angry_customer_is_handed_to_a_person_and_every_turn_keeps_its_
             )
         ).all()
         ticket = uow.session.scalar(select(Ticket).where(Ticket.conversation_id == conversation_id))
+        assert ticket is not None and ticket.escalation_reason == "sentiment" and ticket.sentiment_trend
     assert moods[0][0] == "positive" and all(label == "negative" for label, _ in moods[1:]), moods
-    assert ticket is not None and ticket.escalation_reason == "sentiment" and ticket.sentiment_trend

@@ -60,6 +60,9 @@ async def browser(question: tuple[Path, float]) -> AsyncIterator[Browser]:
                 "--use-fake-device-for-media-stream",
                 f"--use-file-for-fake-audio-capture={question[0]}",
                 "--autoplay-policy=no-user-gesture-required",
+                # The intranet page below is served by Playwright's router, which Chromium's Local Network
+                # Access checks treat as a public page calling 127.0.0.1: its websocket would be blocked.
+                "--disable-features=LocalNetworkAccessChecks",
             ],
         )
         yield launched
