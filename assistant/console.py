@@ -27,7 +27,7 @@ from aiohttp import WSMsgType, web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from assistant.dialogue import DIALOGUE
-from assistant.handoff import AGENT_JOINED, CSAT_CHOICES, HANDED_BACK, HANDOFF, RESOLVED, HandoffDesk
+from assistant.handoff import AGENT_JOINED, CSAT_CHOICES, HANDED_BACK, HANDOFF, RESOLVED, SLA_MISSED, HandoffDesk
 from assistant.messages import Button, Reply
 from assistant.settings import Settings
 from crm_backend.api.http import ACTOR, STORE, ApiError, authenticate, in_unit_of_work, json_response
@@ -524,8 +524,45 @@ async def live(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+SLA_WATCH_SECONDS = 30.0
+
+
+async def tell_overdue(app: web.Application, now: dt.datetime | None = None) -> int:
+    """Users waiting past their ticket's SLA are told once and offered a callback; how many were told."""
+
+    def due(uow: UnitOfWork) -> list[handoff.Handed]:
+        late = handoff.overdue(uow, now)
+        for handed in late:
+            conversations.record_turn(uow, handed.conversation_id, "bot", SLA_MISSED, {"buttons": []})
+        return late
+
+    late: list[handoff.Handed] = await in_unit_of_work(app[STORE], None, due, channel="scheduler")
+    for handed in late:
+        await app[HANDOFF].push(handed.channel, handed.address, [Reply(SLA_MISSED)])
+        app[HANDOFF].publish({"type": "queue", "conversation_id": handed.conversation_id})
+    return len(late)
+
+
 def mount(app: web.Application, settings: Settings) -> None:
     app[CONSOLE_AUTH] = ConsoleAuth(settings)
+    if settings.scheduler_enabled:
+
+        async def sla_watch(app: web.Application) -> Any:
+            async def loop() -> None:
+                while True:
+                    await asyncio.sleep(SLA_WATCH_SECONDS)
+                    try:
+                        await tell_overdue(app)
+                    except Exception:  # the next round tries again
+                        log.exception("handoff: the SLA watch failed")
+
+            task = asyncio.create_task(loop(), name="handoff-sla-watch")
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        app.cleanup_ctx.append(sla_watch)
     for prefix, wrap in (("/api/v1/handoffs", bearer), ("/console/api/handoffs", console)):
         app.router.add_get(prefix, wrap(api_queue) if wrap is bearer else console(api_queue, csrf=False))
         app.router.add_get(

@@ -187,3 +187,25 @@ async def test_the_console_sees_a_new_handoff_live(demo: Demo, gateway: tuple[st
             await call(url, "POST", f"/api/v1/handoffs/{ticket}/take", demo.tokens["sam"])
             events = [json.loads((await live.receive(timeout=10)).data) for _ in range(2)]
     assert {e["type"] for e in events} <= {"turn", "queue"} and any(e["type"] == "queue" for e in events)
+
+
+async def test_a_user_waiting_past_the_sla_is_told_once_and_offered_a_callback(demo: Demo, tmp_path: Path) -> None:
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from assistant.console import tell_overdue
+    from assistant.handoff import SLA_MISSED
+    from crm_backend.models.channels import ConversationTurn
+
+    conversation_id, _ticket = waiting_widget_conversation(demo, "s-late")
+    app = create_app(Settings(CRM_VAR_DIR=tmp_path, ASSISTANT_SECRET="unit-secret"), demo.store)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=5)
+    assert await tell_overdue(app, now=dt.datetime.now(dt.UTC)) == 0  # not late yet
+    assert await tell_overdue(app, now=later) == 1
+    assert await tell_overdue(app, now=later) == 0  # told once
+    with demo.store.unit_of_work(read_only=True) as uow:
+        said = uow.session.scalars(
+            select(ConversationTurn.text).where(ConversationTurn.conversation_id == conversation_id)
+        ).all()
+    assert said.count(SLA_MISSED) == 1
