@@ -341,10 +341,10 @@ async def test_a_typed_payload_confirms_nothing(slack: SlackSide, alice: str, st
 
 async def test_a_button_from_a_superseded_read_back_is_refused(slack: SlackSide, alice: str, store: Store) -> None:
     dm = new_id("D")
-    first_words = f"first question {uuid.uuid4().hex[:8]}"
+    first_words = f"budget approved for rollout {uuid.uuid4().hex[:8]}"
     first = await slack.dm(alice, dm, f"add a note to acme: {first_words}")
     assert "Yes" in button_titles(first)
-    second_words = f"second question {uuid.uuid4().hex[:8]}"
+    second_words = f"renewal terms agreed {uuid.uuid4().hex[:8]}"
     second = await slack.dm(alice, dm, f"add a note to nimbus: {second_words}")
     assert "Yes" in button_titles(second)
 
