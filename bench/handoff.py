@@ -65,8 +65,17 @@ async def one_conversation(
     http: aiohttp.ClientSession, gateway: str, agent_token: str, fake: FakeServer, i: int, replies: int
 ) -> tuple[float, list[float]]:
     user_id = FIRST_USER + i
-    escalation = await telegram_turn(http, gateway, fake, user_id, 700_000 + i * 100, "I need to talk to a person")
-    ask = [c for c in fake.recorder.calls("sendMessage") if c.params.get("chat_id") == user_id][-1]
+    since = len(fake.recorder)
+    started = time.monotonic()
+    await telegram_turn(http, gateway, fake, user_id, 700_000 + i * 100, "I need to talk to a person")
+    ask = await asyncio.to_thread(  # the user may also get notifications (alice's alerts) meanwhile
+        fake.recorder.wait_for,
+        "sendMessage",
+        lambda c: c.params.get("chat_id") == user_id and "ticket #" in str(c.params.get("text", "")),
+        120.0,
+        since,
+    )
+    escalation = ask.at - started
     text = str(ask.params.get("text", ""))
     if "ticket #" not in text:
         raise RuntimeError(f"no handoff for user {user_id}: {text!r}")
