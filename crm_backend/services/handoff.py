@@ -35,6 +35,7 @@ from crm_backend.models.deals import Deal, DealStage
 from crm_backend.models.leads import Lead
 from crm_backend.models.service_desk import Ticket, TicketStatus
 from crm_backend.models.users import Role, User
+from crm_backend.services import conversations
 from crm_backend.services.scopes import Visibility, visible
 from crm_backend.store import UnitOfWork
 
@@ -111,15 +112,7 @@ def _sentiments(uow: UnitOfWork, conversation_id: str) -> list[float]:
 
 
 def _transcript(uow: UnitOfWork, conversation_id: str) -> list[dict[str, Any]]:
-    turns = list(
-        uow.session.scalars(
-            select(ConversationTurn)
-            .where(ConversationTurn.conversation_id == conversation_id)
-            .order_by(ConversationTurn.id.desc())
-            .limit(TRANSCRIPT_TURNS)
-        )
-    )
-    turns.reverse()
+    turns = conversations.recent_turns(uow, conversation_id, TRANSCRIPT_TURNS)
     return [
         {
             "speaker": t.speaker,
