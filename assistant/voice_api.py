@@ -144,12 +144,17 @@ def reply_json(reply: Reply) -> dict[str, Any]:
     return {"text": reply.text, "buttons": [{"title": b.title, "key": b.key} for b in reply.buttons]}
 
 
+def understood(transcript: Transcript, settings: Settings) -> bool:
+    """Clear enough to act on; otherwise the user hears "didn't catch that" rather than a guess."""
+    return bool(transcript.text.strip()) and transcript.confidence >= settings.voice_min_confidence
+
+
 async def voice_turn(
     request: web.Request, actor: Actor, transcript: Transcript, conversation_id: str | None
 ) -> tuple[Outcome, bool]:
     """The transcript through the Dialogue (or "didn't catch that"); True when it was understood."""
     settings = request.app[VOICE].settings
-    if not transcript.text.strip() or transcript.confidence < settings.voice_min_confidence:
+    if not understood(transcript, settings):
         return Outcome(conversation_id, [Reply(DIDNT_CATCH)]), False
     inbound = Inbound(
         sender=Sender(CHANNEL, str(actor.user_id)),
@@ -188,7 +193,7 @@ async def answer_transcript(
     typed text: shown back first ("I heard: ..." unless `echo` is off, for a client that shows the
     transcript itself), answered, and spoken when the user wants voice replies."""
     service = app[VOICE]
-    if not transcript.text.strip() or transcript.confidence < service.settings.voice_min_confidence:
+    if not understood(transcript, service.settings):
         return SpokenTurn(Outcome(None, [Reply(DIDNT_CATCH)]), transcript)
     heard = {"confidence": round(transcript.confidence, 3), "engine": transcript.engine}
     outcome = await app[DIALOGUE].handle(replace(inbound, text=transcript.text, heard=heard), actor=actor)
