@@ -16,10 +16,8 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,14 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
-from assistant.cli import ensure_demo_data  # noqa: E402
 from assistant.settings import Settings, open_store  # noqa: E402
-from assistant.stack import Stack  # noqa: E402
-from assistant.training import ensure_model  # noqa: E402
+from bench.stack import running_stack, write_report  # noqa: E402
 from crm_backend.services import identities, users  # noqa: E402
 from crm_backend.services.auth import actor_for  # noqa: E402
 from tests.fakes import slack_api, telegram_api  # noqa: E402
-from tests.fakes.platforms import SLACK_SIGNING_SECRET, TELEGRAM_WEBHOOK_SECRET, stack_settings  # noqa: E402
+from tests.fakes.platforms import SLACK_SIGNING_SECRET, TELEGRAM_WEBHOOK_SECRET  # noqa: E402
 from tests.fakes.server import FakeServer  # noqa: E402
 
 QUESTIONS = ("show my open deals", "what's on my agenda today", "tell me about Nimbus Labs")
@@ -225,32 +221,17 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "channels.json")
     args = parser.parse_args()
-    slack = FakeServer(slack_api.slack_routes).start()
-    telegram = FakeServer(telegram_api.telegram_routes).start()
-    with tempfile.TemporaryDirectory(prefix="bench-channels-") as tmp:
-        settings = stack_settings(Path(tmp), slack, telegram, LOG_LEVEL="WARNING")
-        model, _ = ensure_model(settings)
-        tokens = ensure_demo_data(settings)
-        link_all(settings, args.conversations)
-        stack = Stack(settings, model)
-        stack.start()
-        try:
-            results = asyncio.run(measure(settings, tokens["alice"], slack, telegram, args.conversations, args.turns))
-        finally:
-            stack.stop()
-            slack.stop()
-            telegram.stop()
-    report = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} {platform.machine()}, {platform.python_version()}",
-        "conversations": args.conversations,
-        "turns_each": args.turns,
-        "copies_of_each_event": COPIES,
-        "results": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    with running_stack("channels", lambda settings: link_all(settings, args.conversations)) as bench:
+        results = asyncio.run(
+            measure(bench.settings, bench.tokens["alice"], bench.slack, bench.telegram, args.conversations, args.turns)
+        )
+    write_report(
+        args.out,
+        conversations=args.conversations,
+        turns_each=args.turns,
+        copies_of_each_event=COPIES,
+        results=results,
+    )
     dup = results["slack"]["duplicate_effects"] + results["telegram"]["duplicate_effects"]
     return 0 if dup == 0 else 1
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
-import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,15 +21,11 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
-from assistant.cli import ensure_demo_data  # noqa: E402
 from assistant.settings import Settings, open_store  # noqa: E402
-from assistant.stack import Stack  # noqa: E402
-from assistant.training import ensure_model  # noqa: E402
 from bench.channels import summary, telegram_turn  # noqa: E402
+from bench.stack import running_stack, write_report  # noqa: E402
 from crm_backend.services import identities, users  # noqa: E402
 from crm_backend.services.auth import actor_for  # noqa: E402
-from tests.fakes import slack_api, telegram_api  # noqa: E402
-from tests.fakes.platforms import stack_settings  # noqa: E402
 from tests.fakes.server import FakeServer  # noqa: E402
 
 FIRST_USER = 610_000
@@ -120,31 +113,13 @@ def main() -> int:
     parser.add_argument("--replies", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "handoff.json")
     args = parser.parse_args()
-    slack = FakeServer(slack_api.slack_routes).start()
-    telegram = FakeServer(telegram_api.telegram_routes).start()
-    with tempfile.TemporaryDirectory(prefix="bench-handoff-") as tmp:
-        settings = stack_settings(Path(tmp), slack, telegram, LOG_LEVEL="WARNING", SENTIMENT_ENABLED="false")
-        model, _ = ensure_model(settings)
-        tokens = ensure_demo_data(settings)
-        link(settings, args.conversations)
-        stack = Stack(settings, model)
-        stack.start()
-        try:
-            results = asyncio.run(measure(settings, tokens["sam"], telegram, args.conversations, args.replies))
-        finally:
-            stack.stop()
-            slack.stop()
-            telegram.stop()
-    report = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} {platform.machine()}, {platform.python_version()}",
-        "conversations": args.conversations,
-        "replies_each": args.replies,
-        "results": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    with running_stack(
+        "handoff", lambda settings: link(settings, args.conversations), SENTIMENT_ENABLED="false"
+    ) as bench:
+        results = asyncio.run(
+            measure(bench.settings, bench.tokens["sam"], bench.telegram, args.conversations, args.replies)
+        )
+    write_report(args.out, conversations=args.conversations, replies_each=args.replies, results=results)
     return 0
 
 
