@@ -70,5 +70,7 @@ class ActionAnswerFromKnowledge(Action):
         except Exception:
             log.exception("knowledge answer failed")
             text, buttons = UNAVAILABLE, OFFER_PERSON
+        if not buttons and tracker.get_slot("audience") == "prospect":
+            buttons = [{"title": "Book a demo", "payload": "/request_demo"}]  # a visitor's next step
         dispatcher.utter_message(text=text, buttons=buttons or None)
         return []

@@ -191,6 +191,13 @@ def parse_amount(text: str, default_currency: str = "USD") -> Money | None:
     return hit.money if hit else None
 
 
+def stated_amount(text: str, default_currency: str = "USD") -> Money | None:
+    """Like `parse_amount`, but only an amount that says it is money ("20k", "$5,000", "15 grand", "€900"),
+    never a bare number ("8 reps", "2027")."""
+    hit = _best_amount(text, default_currency)
+    return hit.money if hit and hit.explicit else None
+
+
 def _best_amount(text: str, default_currency: str) -> _AmountHit | None:
     hits = list(_amount_hits(text, default_currency.upper()))
     explicit = [h for h in hits if h.explicit]

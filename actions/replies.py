@@ -22,8 +22,9 @@ from crm_backend.errors import (
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 
 VISITOR_ONLY = (
-    "I can't look up or change CRM records in this chat. I can tell you what I can do "
-    '(say "help"), and our team is happy to talk to you.'
+    "I can't look up or change CRM records in this chat. I can answer questions about our product, "
+    'book a demo with our team ("book a demo") or bring in a person ("talk to a person"). '
+    "Team members: sign in, or link this chat account with a one-time code, to use your CRM here."
 )
 NOT_SIGNED_IN = (
     "I can't tell who you are, so I can't show CRM data here. "

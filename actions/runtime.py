@@ -18,6 +18,7 @@ class ActionRuntime:
     max_identity_age_seconds: float = 600.0
     undo_window_minutes: int = 30
     embedder: Embedder | None = None  # knowledge-base answers (None: the assistant says it cannot look them up)
+    public_url: str = "http://127.0.0.1:8080"  # where links in replies point (the gateway, as people reach it)
 
 
 _runtime: ActionRuntime | None = None

@@ -26,6 +26,7 @@ def serve(settings: Settings) -> None:
             secret=settings.secret(),
             undo_window_minutes=settings.undo_window_minutes,
             embedder=available_embedder(),
+            public_url=settings.public_base_url,
         )
     )
     executor = ActionExecutor()

@@ -23,13 +23,13 @@ from aiohttp import web
 
 from assistant.handoff import ALREADY_WAITING, CALLBACK, ESCALATED, RATED, HandoffDesk
 from assistant.messages import Button, Inbound, Outcome, Reply, Sender
-from assistant.rasa_client import ActionServerClient, RasaClient, UpstreamUnavailable
+from assistant.rasa_client import ActionServerClient, RasaClient, TurnFacts, UpstreamUnavailable
 from assistant.settings import Settings
 from crm_backend.api.http import ApiError
 from crm_backend.errors import AuthenticationFailed, Conflict, NotFound, ValidationFailed
 from crm_backend.models.conversations import HandoffState
 from crm_backend.scheduler.delivery import Registry
-from crm_backend.services import conversations, handoff, identities, users
+from crm_backend.services import conversations, handoff, identities, prospects, users
 from crm_backend.services.auth import IDENTITY_KEY, authenticate_token, sign_identity, sign_visitor
 from crm_backend.store import Actor, Store, UnitOfWork
 
@@ -58,6 +58,10 @@ LINK_HELP = (
     "Hi! I'm the CRM assistant. To use me here, link your CRM account first: get a one-time code "
     '(in a chat where you are already signed in say "link", or run `crm-assistant link <your username>`, '
     "or call POST /api/v1/me/link-codes) and send the code to me. Until then I can't show or change anything."
+)
+PROSPECT_LINK_HINT = (
+    'On our team? Link this chat to your CRM account: say "link" in a chat where you are signed in, '
+    "then send me the one-time code."
 )
 TYPED_COMMAND = (
     "That looks like an internal command, so I didn't act on it. "
@@ -256,7 +260,7 @@ class Dialogue:
         text = inbound.text.strip() if inbound.text is not None else None
         if sender.channel in LINKED_CHANNELS:
             actor = await self.actor_of(sender)
-            if actor is None:
+            if actor is None and not self._prospect(inbound, text or ""):
                 return await self._link_or_explain(sender, text or "", shared=inbound.shared)
             if text and UNLINK_COMMAND.match(text):
                 await self._in_transaction(
@@ -318,8 +322,8 @@ class Dialogue:
         signals = _signals(bot_messages)
         if not answers and not signals:
             await self._explain_silence(prepared.conversation_id)
-        understood = await self._understood(prepared.conversation_id)
-        if understood is not None and understood[0] == FALLBACK_INTENT:
+        understood = await self._understood(prepared.conversation_id, prepared.text)
+        if understood is not None and understood.intent == FALLBACK_INTENT:
             signals.add("not_understood")
 
         def remember(uow: UnitOfWork) -> list[Reply]:
@@ -327,13 +331,18 @@ class Dialogue:
                 conversations.record_intent(
                     uow,
                     prepared.conversation_id,
-                    *understood,
+                    understood.intent,
+                    understood.confidence,
                     fallback="fallback" in signals or "not_understood" in signals,
                 )
             return self._remember(uow, prepared.conversation_id, answers)
 
         replies = await self._in_transaction(remember)
-        escalation = await self._escalate_if_needed(prepared.conversation_id, signals, mood)
+        if actor is None and sender.channel in LINKED_CHANNELS and prepared.introduce_visitor:
+            replies.append(Reply(PROSPECT_LINK_HINT))  # a colleague who has not linked yet learns how
+        escalation = await self._escalate_if_needed(
+            prepared.conversation_id, signals, mood, prospects.form_snapshot(understood.slots if understood else {})
+        )
         if escalation is not None:
             replies.append(escalation)
         return Outcome(
@@ -344,15 +353,20 @@ class Dialogue:
             user_id=actor.user_id if actor else None,
         )
 
-    async def _understood(self, conversation_id: str) -> tuple[str, float] | None:
-        """The intent of the turn just answered (kept with the turn for analytics); None if Rasa won't say."""
+    async def _understood(self, conversation_id: str, text: str) -> TurnFacts | None:
+        """The intent of the turn just answered (kept with the turn for analytics) and the slots; None if
+        Rasa won't say."""
         try:
-            return await self.rasa.latest_intent(conversation_id)
+            return await self.rasa.latest_turn(conversation_id, text)
         except UpstreamUnavailable:
             return None
 
     async def _escalate_if_needed(
-        self, conversation_id: str, signals: set[str], mood: tuple[str, float] | None
+        self,
+        conversation_id: str,
+        signals: set[str],
+        mood: tuple[str, float] | None,
+        bant: dict[str, Any] | None = None,
     ) -> Reply | None:
         """The handoff rules after the bot answered: the user asked for a person; the bot failed to
         understand `handoff_fallbacks` times in a row; `handoff_negative_turns` clearly negative turns in a
@@ -378,7 +392,7 @@ class Dialogue:
                 reason = "value"
             if reason is None:
                 return None, None
-            escalated = handoff.escalate(uow, conversation_id, reason)
+            escalated = handoff.escalate(uow, conversation_id, reason, bant=bant or None)
             template = ESCALATED if escalated.created else ALREADY_WAITING
             text = template.format(ticket=escalated.ticket_id, minutes=escalated.wait_minutes)
             conversations.record_turn(uow, conversation_id, "bot", text, {"buttons": [], "handoff": reason})
@@ -481,6 +495,16 @@ class Dialogue:
             )
         log.warning("rasa answered nothing to a turn in %s", conversation_id)
         raise DialogueUnavailable("The assistant could not answer that right now. Please try again shortly.")
+
+    def _prospect(self, inbound: Inbound, text: str) -> bool:
+        """An unlinked chat account talks as a prospect: in a private chat, on a platform configured for it
+        (PROSPECT_CHANNELS), unless the message is a link code."""
+        return (
+            not inbound.shared
+            and inbound.sender.channel in self.settings.prospect_channel_set
+            and identities.find_code(text) is None
+            and not LINK_COMMAND.match(text)
+        )
 
     async def _link_or_explain(self, sender: Sender, text: str, *, shared: bool) -> Outcome:
         code = identities.find_code(text)

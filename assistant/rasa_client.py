@@ -29,6 +29,13 @@ class ComponentHealth:
         return {"ok": self.ok, "detail": self.detail}
 
 
+@dataclass(frozen=True, slots=True)
+class TurnFacts:
+    intent: str
+    confidence: float
+    slots: dict[str, Any]
+
+
 class RasaClient:
     """Talks to `rasa run --enable-api` (REST channel, /status, /model/parse)."""
 
@@ -66,8 +73,12 @@ class RasaClient:
             params_extra={"include_events": "NONE"},
         )
 
-    async def latest_intent(self, sender: str) -> tuple[str, float] | None:
-        """The intent Rasa gave the conversation's last user message (for analytics), or None."""
+    async def latest_turn(self, sender: str, text: str) -> TurnFacts | None:
+        """What Rasa made of the user message `text` just sent (its intent, for analytics) and the slots the
+        conversation holds now (a prospect's answers so far, for a handoff ticket); None when it won't say.
+
+        While a form runs, the tracker endpoint's `latest_message` can still be the message that started
+        the form (Rasa 3.6): then the text is parsed again, so the intent is always this turn's."""
         data = await self._request(
             "GET",
             f"/conversations/{sender}/tracker",
@@ -75,10 +86,16 @@ class RasaClient:
             auth=True,
             params_extra={"include_events": "NONE"},
         )
-        intent = (data.get("latest_message") or {}).get("intent") if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            return None
+        latest = data.get("latest_message") or {}
+        slots = data.get("slots") if isinstance(data.get("slots"), dict) else {}
+        if latest.get("text") != text:
+            latest = await self.parse(text)
+        intent = latest.get("intent")
         if not isinstance(intent, dict) or not isinstance(intent.get("name"), str):
             return None
-        return str(intent["name"]), float(intent.get("confidence") or 0.0)
+        return TurnFacts(str(intent["name"]), float(intent.get("confidence") or 0.0), dict(slots))
 
     async def parse(self, text: str) -> dict[str, Any]:
         data = await self._request("POST", "/model/parse", json={"text": text}, timeout=self._timeout, auth=True)

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     telegram_api_url: str = Field(default="https://api.telegram.org/bot", alias="TELEGRAM_API_URL")
     # The website widget: origins allowed to embed it ("" = only pages the gateway serves itself),
     # and a per-session message limit.
+    # Chat platforms where a private chat with an account not linked to a CRM user talks to the assistant
+    # as a prospect (like a website visitor) instead of only getting the linking steps. Slack is left out
+    # by default: a workspace's members are colleagues who should link their account.
+    prospect_channels: str = Field(default="telegram", alias="PROSPECT_CHANNELS", pattern=r"^[a-z, ]*$")
     widget_allowed_origins: str = Field(default="", alias="WIDGET_ALLOWED_ORIGINS")
     widget_messages_per_minute: int = Field(default=20, alias="WIDGET_MESSAGES_PER_MINUTE", ge=1, le=600)
     widget_cookie_secure: bool = Field(default=False, alias="WIDGET_COOKIE_SECURE")
@@ -98,6 +102,9 @@ class Settings(BaseSettings):
     handoff_fallbacks: int = Field(default=2, alias="HANDOFF_FALLBACKS", ge=1, le=20)
     console_session_hours: float = Field(default=12.0, alias="CONSOLE_SESSION_HOURS", gt=0, le=24 * 14)
     console_cookie_secure: bool = Field(default=False, alias="CONSOLE_COOKIE_SECURE")  # true behind HTTPS
+    # The address people reach the gateway at (links in replies, e.g. a demo's calendar invitation);
+    # default: the local gateway.
+    public_url: str = Field(default="", alias="PUBLIC_URL", pattern=r"^(https?://[^\s/]+(/[^\s]*)?)?$")
 
     @property
     def slack_enabled(self) -> bool:
@@ -112,6 +119,10 @@ class Settings(BaseSettings):
         """Where the Bot API serves files (voice notes): beside TELEGRAM_API_URL, `.../file/bot`."""
         base = self.telegram_api_url.rstrip("/")
         return f"{base[:-3]}file/bot" if base.endswith("/bot") else f"{base}/file/bot"
+
+    @property
+    def prospect_channel_set(self) -> frozenset[str]:
+        return frozenset(c.strip() for c in self.prospect_channels.split(",") if c.strip())
 
     @property
     def widget_origins(self) -> frozenset[str]:
@@ -138,6 +149,10 @@ class Settings(BaseSettings):
     @property
     def gateway_url(self) -> str:
         return f"http://{self.bind_host}:{self.gateway_port}"
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.public_url or self.gateway_url).rstrip("/")
 
     @property
     def logs_dir(self) -> Path:

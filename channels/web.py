@@ -34,7 +34,9 @@ from assistant.handoff import HANDOFF
 from assistant.messages import Inbound, Reply, Sender
 from assistant.settings import Settings
 from assistant.voice_api import VOICE, Listening, answer_transcript, vocabulary_for
-from crm_backend.api.http import ApiError
+from crm_backend.api.http import STORE, ApiError
+from crm_backend.errors import NotFound
+from crm_backend.services import calendar, prospects
 from voice.audio import AudioRejected
 
 if TYPE_CHECKING:
@@ -632,6 +634,27 @@ async def _send(ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
         await ws.send_str(_dumps(data))
 
 
+async def demo_invitation(request: web.Request) -> web.Response:
+    """A booked demo's calendar file, for the prospect who booked it in the chat (the link is the key)."""
+    widget = request.app[WIDGET]
+    token = request.match_info["token"]
+
+    def read() -> bytes:
+        with request.app[STORE].unit_of_work(None, "web", read_only=True) as uow:
+            return calendar.booking_ics(uow, prospects.invited_booking(uow, widget.settings.secret(), token))
+
+    try:
+        body = await asyncio.to_thread(read)
+    except NotFound:
+        return web.Response(status=404, text="No such invitation.")
+    return web.Response(
+        body=body,
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={"Content-Disposition": 'attachment; filename="demo.ics"', "Cache-Control": "private, no-store"},
+    )
+
+
 WIDGET = web.AppKey("widget", WidgetChannel)
 
 
@@ -646,5 +669,6 @@ def mount(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/widget/ws", widget.websocket)
     app.router.add_post("/widget/messages", widget.post_message)
     app.router.add_get("/widget/history", widget.get_history)
+    app.router.add_get("/widget/invites/{token}.ics", demo_invitation)
     app.router.add_route("OPTIONS", "/widget/messages", widget.preflight)
     app.router.add_route("OPTIONS", "/widget/history", widget.preflight)

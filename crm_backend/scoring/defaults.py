@@ -24,6 +24,19 @@ LEAD_RULES: tuple[tuple[str, dict[str, Any], int, float], ...] = (
     ("Recently active", {"field": "last_activity_at", "op": "days_since", "value": {"lt": 14}}, 10, 1.0),
     ("Positive conversations", {"field": "conversation_sentiment", "op": "gt", "value": 0.3}, 10, 1.0),
     ("Gone quiet", {"field": "last_activity_at", "op": "days_since", "value": {"gt": 60}}, -15, 1.0),
+    (
+        # A prospect who qualified themselves in the website chat: budget stated and they decide.
+        "Buyer qualified in chat",
+        {
+            "all": [
+                {"field": "source", "op": "in", "value": ["Website", "Chat"]},
+                {"field": "has_authority", "op": "eq", "value": True},
+                {"field": "budget", "op": "gte", "value": 10000},
+            ]
+        },
+        20,
+        1.0,
+    ),
 )
 DEAL_RULES: tuple[tuple[str, dict[str, Any], int, float], ...] = (
     ("Existing customer business", {"field": "type", "op": "in", "value": ["Renewal", "Upsell"]}, 30, 1.0),

@@ -184,6 +184,22 @@ def recent_turns(uow: UnitOfWork, conversation_id: str, limit: int = 50) -> list
     return rows
 
 
+def sentiment_scores(uow: UnitOfWork, conversation_id: str) -> list[float]:
+    """The sentiment score of every user turn that has one, oldest first."""
+    return [
+        float(score or 0.0)
+        for score in uow.session.scalars(
+            select(ConversationTurn.sentiment_score)
+            .where(
+                ConversationTurn.conversation_id == conversation_id,
+                ConversationTurn.speaker == "user",
+                ConversationTurn.sentiment_score.is_not(None),
+            )
+            .order_by(ConversationTurn.id)
+        )
+    ]
+
+
 def record_intent(uow: UnitOfWork, conversation_id: str, intent: str, confidence: float, *, fallback: bool) -> None:
     """What the dialogue engine understood the last user turn as (the analytics read it per intent)."""
     turn = uow.session.scalar(

@@ -36,6 +36,7 @@ from crm_backend.models.leads import Lead
 from crm_backend.models.service_desk import Ticket, TicketStatus
 from crm_backend.models.users import Role, User
 from crm_backend.services import conversations
+from crm_backend.services.prospects import HOT_SCORE
 from crm_backend.services.scopes import Visibility, visible
 from crm_backend.store import UnitOfWork
 
@@ -94,21 +95,6 @@ def count_turn_signals(uow: UnitOfWork, conversation_id: str, *, fallback: bool,
     found.fallback_streak = found.fallback_streak + 1 if fallback else 0
     found.negative_streak = found.negative_streak + 1 if negative else 0
     return found.fallback_streak, found.negative_streak
-
-
-def _sentiments(uow: UnitOfWork, conversation_id: str) -> list[float]:
-    return [
-        float(score or 0.0)
-        for score in uow.session.scalars(
-            select(ConversationTurn.sentiment_score)
-            .where(
-                ConversationTurn.conversation_id == conversation_id,
-                ConversationTurn.speaker == "user",
-                ConversationTurn.sentiment_score.is_not(None),
-            )
-            .order_by(ConversationTurn.id)
-        )
-    ]
 
 
 def _transcript(uow: UnitOfWork, conversation_id: str) -> list[dict[str, Any]]:
@@ -208,9 +194,9 @@ def escalate(
         if ticket is not None:
             wait = max(0, int(((ticket.sla_due_at or now) - now).total_seconds() // 60))
             return Escalated(ticket.id, ticket.priority, ticket.sla_due_at or now, wait, created=False)
-    trend = _sentiments(uow, conversation_id)
+    trend = conversations.sentiment_scores(uow, conversation_id)
     lead = uow.session.get(Lead, found.lead_id) if found.lead_id is not None else None
-    hot = lead is not None and (lead.score or 0) >= 70
+    hot = lead is not None and (lead.score or 0) >= HOT_SCORE
     priority = priority_for(trend, _open_pipeline(uow, found.account_id), hot)
     sla_due_at = now + dt.timedelta(minutes=SLA_MINUTES[priority])
     transcript = _transcript(uow, conversation_id)
@@ -230,7 +216,7 @@ def escalate(
         sentiment_label=found.sentiment_label,
         sentiment_score=found.sentiment_score,
         sentiment_trend=[round(s, 3) for s in trend],
-        bant=dict(bant or {}),
+        bant=dict(bant or _lead_bant(lead)),
         escalation_reason=reason,
         owner_id=_ticket_owner(uow, found),
     )
@@ -241,6 +227,19 @@ def escalate(
     found.agent_id = None
     found.fallback_streak = found.negative_streak = 0
     return Escalated(ticket.id, priority, sla_due_at, SLA_MINUTES[priority], created=True)
+
+
+def _lead_bant(lead: Lead | None) -> dict[str, Any]:
+    """The qualification the conversation's lead holds (the agent sees what the prospect already said)."""
+    if lead is None:
+        return {}
+    return {
+        "budget": str(lead.budget) if lead.budget is not None else None,
+        "has_authority": lead.has_authority,
+        "need": lead.need,
+        "timeline": lead.timeline,
+        "lead_score": lead.score,
+    }
 
 
 def _working(uow: UnitOfWork) -> int:

@@ -25,19 +25,19 @@ def _full_name(first: str | None, last: str | None) -> str:
     return " ".join(p for p in (first, last) if p)
 
 
-def _set_keys(lead: Lead, email: str | None, phone: str | None, company: str | None) -> None:
+def set_keys(lead: Lead, email: str | None, phone: str | None, company: str | None) -> None:
     lead.dedup_key = dedup_key(email, phone, company)
     lead.email_key, lead.phone_key, lead.company_key = normal_email(email), normal_phone(phone), normal_company(company)
 
 
 def before_create(uow: UnitOfWork, lead: Lead, values: dict[str, Any]) -> None:
-    _set_keys(lead, lead.email, lead.phone, lead.company)
+    set_keys(lead, lead.email, lead.phone, lead.company)
 
 
 def before_update(uow: UnitOfWork, lead: Lead, changes: dict[str, tuple[Any, Any]]) -> None:
     if changes.keys() & {"email", "phone", "company"}:
         merged = {k: changes[k][1] if k in changes else getattr(lead, k) for k in ("email", "phone", "company")}
-        _set_keys(lead, merged["email"], merged["phone"], merged["company"])
+        set_keys(lead, merged["email"], merged["phone"], merged["company"])
     if "status" in changes and changes["status"][1] is LeadStatus.CONVERTED and lead.converted_at is None:
         raise ValidationFailed({"status": "convert a lead with POST /leads/{id}/convert"})
 

@@ -149,11 +149,12 @@ async def test_a_wrong_or_missing_secret_token_is_refused_and_nothing_is_process
     assert [c for c in calls if c.method != "sendMessage" or c.params.get("chat_id") == STRANGER] == []
 
 
-async def test_an_unlinked_user_gets_only_the_linking_instructions(chat: Chat) -> None:
+async def test_an_unlinked_user_is_a_prospect_who_sees_no_records_and_learns_how_to_link(chat: Chat) -> None:
     since = await chat.say(STRANGER, "show my open deals")
     text = text_of(await chat.reply_to(STRANGER, since))
+    assert "can't look up or change CRM records" in text
     assert "link" in text.lower() and "code" in text.lower()
-    assert not any(name in text for name in ALICE_OPEN)
+    await chat.reply_to(STRANGER, since, "On our team?")  # the first exchange says how to link
     assert not any(name in text_of(c) for c in chat.sent(since) for name in ALICE_OPEN)
 
 

@@ -19,7 +19,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import runtime
 from crm_backend.demo import seed_demo
-from crm_backend.services.auth import IDENTITY_KEY, sign_identity
+from crm_backend.services.auth import IDENTITY_KEY, sign_identity, sign_visitor
 from crm_backend.store import Store
 from tests.conftest import Demo
 
@@ -49,6 +49,7 @@ class Chat:
     events: list[dict[str, Any]] = field(default_factory=list)
     channel: str = "api"
     spoken: bool = False  # messages are transcripts (the gateway signs what was heard)
+    visitor: str | None = None  # an anonymous website visitor (a prospect) instead of the CRM user
 
     def tracker(
         self, text: str, intent: str, entities: Sequence[dict[str, Any]], filled: dict[str, Any] | None = None
@@ -62,7 +63,12 @@ class Chat:
             e.setdefault("end", start + len(said) if start >= 0 else -1)
             located.append(e)
         heard = text if self.spoken else None
-        identity = sign_identity(SECRET, self.crm.actor(self.username), self.channel, self.conversation_id, heard=heard)
+        if self.visitor is not None:
+            identity = sign_visitor(SECRET, self.visitor, self.channel, self.conversation_id)
+        else:
+            identity = sign_identity(
+                SECRET, self.crm.actor(self.username), self.channel, self.conversation_id, heard=heard
+            )
         metadata = {IDENTITY_KEY: identity}
         # Slots a form filled from this message: Rasa sets them after the user event, and
         # validation actions see them as `slots_to_validate()`.

@@ -517,8 +517,9 @@ async def test_a_run_plays_each_conversation_through_the_gateway_and_checks_it(
 CONVERSATIONS = PROJECT_ROOT / "bench" / "conversations.yml"
 NOT_SKILLS = {"affirm", "deny", "inform", "choose_record", "choose_other"}  # answers inside other conversations
 # Not rep skills over CRM records: a handoff opens a ticket (no cleanup can undo it; tests/e2e/test_handoff.py,
-# bench/handoff.py), a product question reads the knowledge base (tests/unit/actions/test_knowledge_action.py).
-NOT_SKILLS |= {"human_handoff", "ask_product_question"}
+# bench/handoff.py), a product question reads the knowledge base (tests/unit/actions/test_knowledge_action.py),
+# a prospect's demo request is a visitor's flow (bench/prospects.py, tests/e2e/test_prospects.py).
+NOT_SKILLS |= {"human_handoff", "ask_product_question", "request_demo"}
 
 
 def test_the_benchmark_set_is_valid_and_covers_every_skill() -> None:
