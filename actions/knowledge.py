@@ -43,8 +43,9 @@ def answer(rt: runtime.ActionRuntime, question: str) -> tuple[str, list[dict[str
     """The reply to a product question: the best passage and its source, or "I don't know" with a person."""
     if rt.embedder is None:
         return UNAVAILABLE, OFFER_PERSON
-    with rt.store.unit_of_work(channel="assistant") as uow:  # may re-embed articles edited since
-        hits = knowledge.search(uow, rt.embedder, question, limit=1)
+    knowledge.refresh_in(rt.store, rt.embedder)  # articles edited since: embedded again, no lock held meanwhile
+    with rt.store.unit_of_work(channel="assistant", read_only=True) as uow:
+        hits = knowledge.search(uow, rt.embedder, question, limit=1, refresh=False)
     if not hits:
         return NOT_KNOWN, OFFER_PERSON
     best = hits[0]

@@ -47,6 +47,7 @@ __all__ = [
     "CORRECTING",
     "NAME",
     "NEED",
+    "PERSON_WANTED",
     "SKIPPED",
     "SLOTS",
     "TIMELINE",
@@ -292,7 +293,7 @@ def _company(raw: str) -> str:
 
 
 NEED_CUES = re.compile(
-    r"\b(for (?:our|my|a|the) |to (?:track|manage|replace|move|get|help|organi[sz]e|automate|keep|follow)|"
+    r"\b(to (?:track|manage|replace|move|get|help|organi[sz]e|automate|keep|follow)|"
     r"moving (?:off|from|away)|replace|switch(?:ing)? from|struggl|spreadsheets?|excel|"
     r"(?:our|my) (?:sales|support|reps|agents|pipeline|customers|clients|leads)|"
     r"(?:need|want|looking for) (?:a|an|something|one place|(?:to|help) (?:track|manage|organi[sz]e|replace)))",
@@ -300,6 +301,12 @@ NEED_CUES = re.compile(
 )
 
 
+PERSON_WANTED = re.compile(
+    r"\b((?:real|actual|live)\s+(?:person|human|agent|people|sales ?person)|human being|"
+    r"(?:talk|speak|chat)\s+(?:to|with)\s+(?:a |an |some)?(?:one|body|person|human|agent|rep\b|sales)|"
+    r"(?:get|connect|put)\s+me\s+(?:to|with|through)|is (?:any|some)one (?:there|available)|anyone available)",
+    re.I,
+)
 CORRECTING = re.compile(
     r"\b(actually|sorry|correction|i meant|should be|not\b.{1,30}\bbut|typo|wrong|my name is|company is)\b", re.I
 )

@@ -131,6 +131,9 @@ class ProspectAction(Action, ABC):
             log.exception("%s failed", self.name())
             result = ActionResult([Reply(UNEXPECTED)])
         for reply in result.replies:
+            if reply.custom is not None:
+                dispatcher.utter_message(json_message=reply.custom)
+                continue
             buttons = [{"title": title, "payload": payload} for title, payload in reply.buttons]
             dispatcher.utter_message(text=reply.text, buttons=buttons or None)
         return result.events
@@ -181,13 +184,16 @@ class ValidateProspectForm(ProspectAction):
         requested = turn.slot("requested_slot")
         if requested not in pa.SLOTS:
             return ActionResult([], [])
-        if turn.intent in LEAVING_INTENTS and turn.confidence >= LEAVING_CONFIDENCE:
+        found = pa.volunteered(turn.text, turn.now)
+        if pa.PERSON_WANTED.search(turn.text) and not found:
+            # "is there a real human I can talk to", however the NLU read it: hand over with the answers so far.
+            return ActionResult([Reply("", custom={"handoff": "requested"})], self._close(turn))
+        if turn.intent in LEAVING_INTENTS and turn.confidence >= LEAVING_CONFIDENCE and not found:
             return ActionResult([], [])  # nothing taken: the form gives way to the stop / help / handoff rules
         if self._side_question(turn):
             text, buttons = knowledge_answer(runtime.current(), turn.text)
             shown = [(b["title"], b["payload"]) for b in buttons]
             return ActionResult([Reply(text, shown)], [SlotSet(requested, None)])
-        found = pa.volunteered(turn.text, turn.now)
         replies: list[Reply] = []
         events: list[Any] = []
         changed = []
@@ -219,6 +225,14 @@ class ValidateProspectForm(ProspectAction):
         if changed:
             replies.insert(0, Reply("Got it — I changed the " + ", ".join(changed) + "."))
         return ActionResult(replies, events)
+
+    @staticmethod
+    def _close(turn: ProspectTurn) -> list[Any]:
+        """Close the form without writing: the questions not answered yet count as skipped, the answers given
+        stay (the handoff ticket shows them), and submit finds no prospect form to write."""
+        requested = turn.slot("requested_slot")  # it holds this message, which answered nothing
+        unanswered = [SlotSet(s, pa.SKIPPED) for s in pa.SLOTS if s == requested or turn.slot(s) is None]
+        return [*unanswered, SlotSet(FORM_KIND, None)]
 
     @staticmethod
     def _side_question(turn: ProspectTurn) -> bool:
@@ -281,6 +295,18 @@ def _when(start: dt.datetime, zone: ZoneInfo) -> str:
     return f"{local:%a %-d %b}, {local:%H:%M}"
 
 
+def demo_offer(uow: UnitOfWork, owner_id: int, free: list[dt.datetime], lead_in: str) -> tuple[Reply, list[str]]:
+    """The offer of `free` demo times in the owner's time zone (buttons, and "no thanks"), and the times as the
+    `demo_offer` slot keeps them (ISO, with the owner's offset: their weekday is the one shown)."""
+    owner = uow.session.get(User, owner_id)
+    zone = ZoneInfo(owner.timezone if owner is not None and owner.timezone else "UTC")
+    times = ", ".join(_when(s, zone) for s in free)
+    text = f'{lead_in} Free times ({zone.key}): {times}. Pick one, or say "no thanks".'
+    buttons = [(_when(s, zone), f'/affirm{{"demo_slot":"{i + 1}"}}') for i, s in enumerate(free)]
+    buttons.append(("No thanks", "/deny"))
+    return Reply(text, buttons), [s.astimezone(zone).isoformat() for s in free]
+
+
 class ActionSubmitProspect(ProspectAction):
     """Write the lead (deduped, scored, routed; the owner told when it is hot) and offer demo times."""
 
@@ -308,17 +334,10 @@ class ActionSubmitProspect(ProspectAction):
         slots_free = prospects.demo_slots(uow, captured.owner_id, turn.now)
         if not slots_free:
             return ActionResult([Reply(text)], clear)
-        owner = uow.session.get(User, captured.owner_id)
-        zone = ZoneInfo(owner.timezone if owner is not None and owner.timezone else "UTC")
-        times = ", ".join(_when(s, zone) for s in slots_free)
-        offer = (
-            f"Would a 30-minute demo with {first} suit you? Free times ({zone.key}): {times}. "
-            'Pick one, or say "no thanks".'
+        offer, offered = demo_offer(
+            uow, captured.owner_id, slots_free, f"Would a 30-minute demo with {first} suit you?"
         )
-        buttons = [(_when(s, zone), f'/affirm{{"demo_slot":"{i + 1}"}}') for i, s in enumerate(slots_free)]
-        buttons.append(("No thanks", "/deny"))
-        offered = [s.astimezone(zone).isoformat() for s in slots_free]
-        return ActionResult([Reply(text), Reply(offer, buttons)], [*clear, SlotSet(DEMO_OFFER, offered)])
+        return ActionResult([Reply(text), offer], [*clear, SlotSet(DEMO_OFFER, offered)])
 
 
 class ActionBookDemo(ProspectAction):
@@ -338,11 +357,10 @@ class ActionBookDemo(ProspectAction):
         if chosen is None:
             return ActionResult([Reply('Which time suits you — the first, second or third? Or say "no thanks".')])
         try:
-            booking = prospects.book_demo(uow, turn.conversation_id, chosen, turn.now)
+            with uow.session.begin_nested():
+                booking = prospects.book_demo(uow, turn.conversation_id, chosen, turn.now)
         except Conflict as error:
-            return ActionResult(
-                [Reply(f'{error.message} Say "book a demo" for new times.')], [SlotSet(DEMO_OFFER, None)]
-            )
+            return self._offer_again(uow, turn, error.message)
         owner = uow.session.get(User, booking.owner_id)
         zone = ZoneInfo(booking.timezone or "UTC")
         rt = runtime.current()
@@ -353,6 +371,18 @@ class ActionBookDemo(ProspectAction):
             f"Add it to your calendar: {link}"
         )
         return ActionResult([Reply(text)], [SlotSet(DEMO_OFFER, None)])
+
+    @staticmethod
+    def _offer_again(uow: UnitOfWork, turn: ProspectTurn, why: str) -> ActionResult:
+        """The chosen time went (someone else booked it): offer the owner's free times as they are now."""
+        owner_id = prospects.demo_owner(uow, turn.conversation_id)
+        free = prospects.demo_slots(uow, owner_id, turn.now) if owner_id is not None else []
+        if not free:
+            return ActionResult(
+                [Reply(f"{why} Our team will be in touch to find a time.")], [SlotSet(DEMO_OFFER, None)]
+            )
+        reply, offered = demo_offer(uow, owner_id, free, f"{why} These times are free now")
+        return ActionResult([reply], [SlotSet(DEMO_OFFER, offered)])
 
     @staticmethod
     def _chosen(turn: ProspectTurn, offered: list[dt.datetime]) -> dt.datetime | None:

@@ -39,6 +39,7 @@ class Reply:
 
     text: str
     buttons: list[tuple[str, str]] = field(default_factory=list)
+    custom: dict[str, Any] | None = None  # a payload for the gateway instead of words (e.g. a handoff request)
 
 
 @dataclass(slots=True)

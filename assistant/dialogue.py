@@ -26,7 +26,7 @@ from assistant.messages import Button, Inbound, Outcome, Reply, Sender
 from assistant.rasa_client import ActionServerClient, RasaClient, TurnFacts, UpstreamUnavailable
 from assistant.settings import Settings
 from crm_backend.api.http import ApiError
-from crm_backend.errors import AuthenticationFailed, Conflict, NotFound, ValidationFailed
+from crm_backend.errors import AuthenticationFailed, Busy, Conflict, NotFound, ValidationFailed
 from crm_backend.models.conversations import HandoffState
 from crm_backend.scheduler.delivery import Registry
 from crm_backend.services import conversations, handoff, identities, prospects, users
@@ -81,6 +81,7 @@ CSAT_ANSWER = re.compile(r"^\s*(?:csat:)?([1-5])\s*(?:/\s*5|stars?)?\s*[.!]?\s*$
 CALLBACK_REQUEST = re.compile(r"\b(call(?:\s+me)?\s*back|callback|ring me|phone me)\b", re.IGNORECASE)
 PHONE = re.compile(r"\+?\d[\d ()./-]{6,}\d")
 FALLBACK_INTENT = "nlu_fallback"
+BUSY_RETRIES = (0.3, 1.0)  # pauses before trying a transaction again when the database was busy
 NEGATIVE_SCORE = -0.5  # a user turn at or below this counts towards the negative streak
 FURIOUS_SCORE = -0.9  # one turn this negative after a calm conversation is escalated at once
 
@@ -196,7 +197,18 @@ class Dialogue:
             with self.store.unit_of_work(actor, channel) as uow:
                 return work(uow)
 
-        return await asyncio.to_thread(run)
+        for delay in BUSY_RETRIES:  # another writer held the database past its wait: nothing was kept, go again
+            try:
+                return await asyncio.to_thread(run)
+            except Busy:
+                log.warning("database busy; trying the turn's transaction again in %.1f s", delay)
+                await asyncio.sleep(delay)
+        try:
+            return await asyncio.to_thread(run)
+        except Busy as exc:
+            raise DialogueUnavailable(
+                "The assistant is very busy right now. Please send that again in a moment."
+            ) from exc
 
     def conversation_id(self, sender: Sender, thread: str, user_id: int | None = None) -> str:
         """Stable per (channel, workspace, thread, person[, CRM user]); the channel prefix keeps ids apart."""
@@ -262,7 +274,7 @@ class Dialogue:
             actor = await self.actor_of(sender)
             if actor is None and not self._prospect(inbound, text or ""):
                 return await self._link_or_explain(sender, text or "", shared=inbound.shared)
-            if text and UNLINK_COMMAND.match(text):
+            if actor is not None and text and UNLINK_COMMAND.match(text):
                 await self._in_transaction(
                     lambda uow: identities.unlink_identity(uow, sender.channel, sender.external_id, sender.workspace)
                 )
@@ -323,8 +335,8 @@ class Dialogue:
         if not answers and not signals:
             await self._explain_silence(prepared.conversation_id)
         understood = await self._understood(prepared.conversation_id, prepared.text)
-        if understood is not None and understood.intent == FALLBACK_INTENT:
-            signals.add("not_understood")
+        if understood is not None and understood.intent == FALLBACK_INTENT and understood.active_loop is None:
+            signals.add("not_understood")  # a form's free-text answer ("Maya Okafor") is not a failure
 
         def remember(uow: UnitOfWork) -> list[Reply]:
             if understood is not None:

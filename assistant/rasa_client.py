@@ -34,6 +34,7 @@ class TurnFacts:
     intent: str
     confidence: float
     slots: dict[str, Any]
+    active_loop: str | None = None  # the form still asking after this turn, if any
 
 
 class RasaClient:
@@ -89,13 +90,15 @@ class RasaClient:
         if not isinstance(data, dict):
             return None
         latest = data.get("latest_message") or {}
-        slots = data.get("slots") if isinstance(data.get("slots"), dict) else {}
+        slots: dict[str, Any] = data["slots"] if isinstance(data.get("slots"), dict) else {}
         if latest.get("text") != text:
             latest = await self.parse(text)
         intent = latest.get("intent")
         if not isinstance(intent, dict) or not isinstance(intent.get("name"), str):
             return None
-        return TurnFacts(str(intent["name"]), float(intent.get("confidence") or 0.0), dict(slots))
+        loop: dict[str, Any] = data["active_loop"] if isinstance(data.get("active_loop"), dict) else {}
+        name = loop.get("name") if isinstance(loop.get("name"), str) else None
+        return TurnFacts(str(intent["name"]), float(intent.get("confidence") or 0.0), slots, name)
 
     async def parse(self, text: str) -> dict[str, Any]:
         data = await self._request("POST", "/model/parse", json={"text": text}, timeout=self._timeout, auth=True)

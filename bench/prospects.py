@@ -231,6 +231,11 @@ def score(settings: Settings, personas: list[dict[str, Any]], played: dict[str, 
         checked = [f for f in FIELDS if f in expect] if lead is not None else []
         fields_checked += len(checked)
         fields_right += len(checked) - len(wrong)
+        as_expected = (
+            (p.qualified and lead is not None) == bool(expect.get("qualified", True))
+            and p.escalated == bool(expect.get("escalated", False))
+            and bool(lead and lead["demo_booked"]) == bool(expect.get("demo_booked", False))
+        )
         results.append(
             {
                 "id": p.id,
@@ -245,7 +250,7 @@ def score(settings: Settings, personas: list[dict[str, Any]], played: dict[str, 
                 "kb_answered": p.kb_answered,
                 "stuck": p.stuck,
                 "score": lead["score"] if lead else None,
-                "transcript": p.transcript if (wrong or p.stuck) else [],
+                "transcript": p.transcript if (wrong or p.stuck or not as_expected) else [],
             }
         )
     to_qualify = [r for r in results if r["expected_qualified"]]

@@ -42,6 +42,10 @@ class Conflict(CrmError):
     """The record changed under the caller (stale version) or the operation clashes with its state."""
 
 
+class Busy(Conflict):
+    """The database is busy with another writer past the wait limit; trying again shortly will do."""
+
+
 class Duplicate(CrmError):
     """Creating this would make a twin of existing records; `candidates` are their summaries."""
 

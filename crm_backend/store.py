@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from crm_backend import audit, events
-from crm_backend.errors import AuthenticationFailed, Conflict
+from crm_backend.errors import AuthenticationFailed, Busy, Conflict
 from crm_backend.models.users import Role
 
 
@@ -144,7 +144,7 @@ class Store:
         except OperationalError as exc:
             session.rollback()
             if "database is locked" in str(exc.orig):
-                raise Conflict("The database is busy with another change; please try again.") from exc
+                raise Busy("The database is busy with another change; please try again.") from exc
             raise
         except IntegrityError as exc:
             session.rollback()

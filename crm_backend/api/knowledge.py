@@ -10,11 +10,12 @@ loads a model itself); without one the search answers 503.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 
-from crm_backend.api.http import ApiError, json_response, query_int, read_object, record_id
+from crm_backend.api.http import STORE, ApiError, json_response, query_int, read_object, record_id
 from crm_backend.api.operations import operation, query_param
 from crm_backend.api.routes import PREFIX, expected_version, list_query, run
 from crm_backend.errors import ValidationFailed
@@ -180,8 +181,7 @@ async def search_articles(request: web.Request) -> web.Response:
         )
         return {"query": q, "min_score": min_score, "items": [h.as_dict() for h in hits]}
 
-    # Articles edited since the last search are embedded again first, in a transaction of its own;
-    # the search itself only reads (and never waits for writers).
-    if await run(request, lambda uow: knowledge.needs_refresh(uow, embedder), read_only=True):
-        await run(request, lambda uow: knowledge.refresh_embeddings(uow, embedder))
+    # Articles edited since the last search are embedded again first (the model runs outside any
+    # transaction; the vectors are written in a short one); the search itself only reads.
+    await asyncio.to_thread(knowledge.refresh_in, request.app[STORE], embedder)
     return json_response(await run(request, work, read_only=True))

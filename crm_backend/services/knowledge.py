@@ -37,7 +37,7 @@ from crm_backend.services import records
 from crm_backend.services.records import ListQuery, Page, Resource
 from crm_backend.services.scopes import Visibility
 from crm_backend.services.validation import validated
-from crm_backend.store import Actor, UnitOfWork
+from crm_backend.store import Actor, Store, UnitOfWork
 
 WRITERS = frozenset({Role.AGENT, Role.MANAGER, Role.ADMIN})
 # Below this cosine similarity no article answers the question (the assistant says it does not know
@@ -289,33 +289,75 @@ def needs_refresh(uow: UnitOfWork, embedder: Embedder) -> bool:
     return bool(stale or gone)
 
 
-def refresh_embeddings(uow: UnitOfWork, embedder: Embedder) -> int:
-    """Embed every live article whose text (or the embedder) changed since its vectors were made, and
-    drop the vectors of deleted articles. Returns how many articles were embedded."""
-    changed, gone = _changes(uow, embedder.name)
-    redo = gone | {a.id for a, _d in changed}
+@dataclass(frozen=True)
+class EmbeddingWork:
+    """What a refresh has to do: the passages of stale articles (with the content hash they were read at)
+    and the ids of articles whose vectors must go."""
+
+    stale: list[tuple[int, str, list[Passage]]]
+    gone: set[int]
+
+    @property
+    def texts(self) -> list[str]:
+        return [p.text for _id, _digest, ps in self.stale for p in ps]
+
+
+def pending_embeddings(uow: UnitOfWork, embedder_name: str) -> EmbeddingWork:
+    """The refresh work, read without writing (a read-only unit of work will do)."""
+    changed, gone = _changes(uow, embedder_name)
+    return EmbeddingWork([(a.id, digest, passages(a.title, a.body, a.tags)) for a, digest in changed], gone)
+
+
+def save_embeddings(uow: UnitOfWork, work: EmbeddingWork, model: str, vectors: Sequence[Sequence[float]]) -> int:
+    """Store vectors computed for `work` (one per passage, in order); an article edited since `work` was read
+    is left stale for the next refresh. Returns how many articles were embedded."""
+    current = {a.id: digest for a, digest in _changes(uow, model)[0]}
+    fresh = [(i, d, ps) for i, d, ps in work.stale if current.get(i) == d]
+    redo = work.gone | {i for i, _d, _ps in fresh}
     if redo:
         uow.session.execute(delete(_EMBEDDINGS).where(_EMBEDDINGS.c.article_id.in_(redo)))
-    if not changed:
+    if not fresh:
         return 0
-    stale = [(a, digest, passages(a.title, a.body, a.tags)) for a, digest in changed]
-    vectors = iter(embedder.embed([p.text for _a, _d, ps in stale for p in ps]))
+    by_article: dict[int, list[Sequence[float]]] = {}
+    flat = iter(vectors)
+    for article_id, _digest, ps in work.stale:
+        by_article[article_id] = [next(flat) for _p in ps]
     now = utcnow()
     rows = [
         {
-            "article_id": article.id,
+            "article_id": article_id,
             "passage": i,
             "kind": p.kind,
-            "model": embedder.name,
+            "model": model,
             "content_hash": digest,
-            "vector": [round(float(x), 6) for x in next(vectors)],
+            "vector": [round(float(x), 6) for x in by_article[article_id][i]],
             "computed_at": now,
         }
-        for article, digest, ps in stale
+        for article_id, digest, ps in fresh
         for i, p in enumerate(ps)
     ]
     uow.session.execute(insert(_EMBEDDINGS), rows)
-    return len(stale)
+    return len(fresh)
+
+
+def refresh_embeddings(uow: UnitOfWork, embedder: Embedder) -> int:
+    """Embed every live article whose text (or the embedder) changed since its vectors were made, and
+    drop the vectors of deleted articles, in this unit of work. Returns how many articles were embedded."""
+    work = pending_embeddings(uow, embedder.name)
+    vectors = embedder.embed(work.texts) if work.stale else []
+    return save_embeddings(uow, work, embedder.name, vectors)
+
+
+def refresh_in(store: Store, embedder: Embedder) -> int:
+    """`refresh_embeddings` without holding the database's write lock while the model runs (seconds for a
+    fresh set of articles on a small CPU): read the work, embed outside any transaction, write briefly."""
+    with store.unit_of_work(None, "knowledge", read_only=True) as uow:
+        work = pending_embeddings(uow, embedder.name)
+    if not work.stale and not work.gone:
+        return 0
+    vectors = embedder.embed(work.texts) if work.stale else []
+    with store.unit_of_work(None, "knowledge") as uow:
+        return save_embeddings(uow, work, embedder.name, vectors)
 
 
 def is_stale(uow: UnitOfWork, article_id: int, embedder_name: str) -> bool:

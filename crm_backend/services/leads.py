@@ -42,17 +42,23 @@ def before_update(uow: UnitOfWork, lead: Lead, changes: dict[str, tuple[Any, Any
         raise ValidationFailed({"status": "convert a lead with POST /leads/{id}/convert"})
 
 
+def twin_clauses(email_key: str | None, phone_key: str | None, company_key: str | None) -> list[Any]:
+    """Conditions matching leads that may be the same person: the same email, phone or company (normalised)."""
+    clauses = []
+    if email_key:
+        clauses.append(Lead.email_key == email_key)
+    if phone_key:
+        clauses.append(Lead.phone_key == phone_key)
+    if company_key:
+        clauses.append(Lead.company_key == company_key)
+    return clauses
+
+
 def find_duplicates(uow: UnitOfWork, lead: Lead) -> list[dict[str, Any]]:
     """Visible leads with the same email or phone, or a similar name at the same company."""
     actor = uow.require_actor()
     email, phone, company = lead.email_key, lead.phone_key, lead.company_key
-    clauses = []
-    if email:
-        clauses.append(Lead.email_key == email)
-    if phone:
-        clauses.append(Lead.phone_key == phone)
-    if company:
-        clauses.append(Lead.company_key == company)
+    clauses = twin_clauses(email, phone, company)
     if not clauses:
         return []
     found = []

@@ -50,14 +50,14 @@ from crm_backend.models.territories import Territory
 from crm_backend.models.users import Role, User
 from crm_backend.scoring import engine as scoring
 from crm_backend.services import calendar, conversations
-from crm_backend.services.leads import set_keys
+from crm_backend.services.leads import set_keys, twin_clauses
 from crm_backend.services.matching import normal_company, normal_email, normal_phone, similar_names
 from crm_backend.services.validation import validated
 from crm_backend.store import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-HOT_SCORE = 70  # a lead scoring this or more is hot: its owner hears at once, a handoff is urgent
+HOT_SCORE = 70  # a lead scoring this or more is hot (so is a sales-ready one): its owner hears at once
 DEMO_MINUTES = 30
 DEMO_NOTICE = dt.timedelta(hours=2)  # the earliest a demo can start
 DEMO_WINDOW = dt.timedelta(days=10)
@@ -163,13 +163,7 @@ def _split(name: str | None) -> tuple[str | None, str]:
 def twin_lead(uow: UnitOfWork, answers: ProspectAnswers) -> Lead | None:
     """The open lead these answers belong to: same email, same phone, or a similar name at the same company."""
     email, phone, company = normal_email(answers.email), normal_phone(answers.phone), normal_company(answers.company)
-    clauses = []
-    if email:
-        clauses.append(Lead.email_key == email)
-    if phone:
-        clauses.append(Lead.phone_key == phone)
-    if company:
-        clauses.append(Lead.company_key == company)
+    clauses = twin_clauses(email, phone, company)
     if not clauses:
         return None
     stmt = (
@@ -310,6 +304,17 @@ def _fill(lead: Lead, answers: ProspectAnswers) -> None:
         lead.status = LeadStatus.QUALIFIED if all(v not in (None, "") for v in bant) else LeadStatus.CONTACTED
 
 
+def sales_ready(lead: Lead) -> bool:
+    """All four BANT answers known, a budget stated and the prospect decides (alone or with others): hot
+    whatever the score says (the model, trained on past leads, knows little of a first chat)."""
+    return (
+        lead.status is LeadStatus.QUALIFIED
+        and lead.has_authority is True
+        and lead.budget is not None
+        and lead.budget > 0
+    )
+
+
 def capture(
     uow: UnitOfWork,
     conversation_id: str,
@@ -370,7 +375,7 @@ def capture(
     uow.session.flush()
     scoring.score_ids(uow, EntityType.LEAD, [lead.id])
     uow.session.refresh(lead, ["score"])
-    hot = (lead.score or 0) >= HOT_SCORE
+    hot = (lead.score or 0) >= HOT_SCORE or sales_ready(lead)
     if hot:
         who = " ".join(p for p in (lead.first_name, lead.last_name) if p)
         notifications.notify(
@@ -447,6 +452,13 @@ def demo_slots(uow: UnitOfWork, owner_id: int, now: dt.datetime | None = None, c
         if len(picked) == count:
             break
     return picked
+
+
+def demo_owner(uow: UnitOfWork, conversation_id: str) -> int | None:
+    """Whose calendar a conversation's demo goes in: the owner of its lead."""
+    found = uow.session.get(Conversation, conversation_id)
+    lead = uow.session.get(Lead, found.lead_id) if found is not None and found.lead_id else None
+    return lead.owner_id if lead is not None else None
 
 
 def book_demo(

@@ -134,3 +134,11 @@ def running(e2e_settings: Settings, fake_slack: FakeServer, fake_telegram: FakeS
         yield Running(e2e_settings, stack, tokens, fake_slack, fake_telegram)
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def chat(running: Running) -> Any:
+    """A Telegram user's side of the chat with the bot, through the fake Bot API (one per test module)."""
+    from tests.e2e.test_telegram_channel import Chat
+
+    return Chat(running)

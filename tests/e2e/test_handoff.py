@@ -29,11 +29,6 @@ QUIET_SECONDS = 3.0
 
 
 @pytest.fixture(scope="module")
-def chat(running: Running) -> Chat:
-    return Chat(running)
-
-
-@pytest.fixture(scope="module")
 def store(running: Running) -> Any:
     s = Store.from_url(running.settings.effective_database_url)
     yield s
@@ -203,3 +198,30 @@ async def test_an_angry_customer_is_handed_to_a_person_and_every_turn_keeps_its_
         ticket = uow.session.scalar(select(Ticket).where(Ticket.conversation_id == conversation_id))
         assert ticket is not None and ticket.escalation_reason == "sentiment" and ticket.sentiment_trend
     assert moods[0][0] == "positive" and all(label == "negative" for label, _ in moods[1:]), moods
+
+
+async def test_an_agents_reply_reaches_a_slack_customer_in_their_direct_message(running: Running) -> None:
+    slack = SlackSide(running)
+    customer = await slack.link(running.new_user("slackdm"))
+    dm = "D" + customer[1:]
+    answer = await slack.dm(customer, dm, "can I speak to someone on your team please")
+    assert "ticket #" in answer.params["text"], answer.params
+    ticket_id = int(answer.params["text"].split("ticket #")[1].split(")")[0])
+    status, _ = await agent(running, "POST", f"/{ticket_id}/take")
+    assert status == 200
+    mark = slack.mark()
+    status, _ = await agent(running, "POST", f"/{ticket_id}/reply", {"text": "Hello from Sam on the support desk"})
+    assert status == 200
+    delivered = await slack.wait("chat.postMessage", mark, channel=dm)
+    assert "Hello from Sam on the support desk" in delivered.params["text"]
+    mark = slack.mark()
+    status, _ = await agent(running, "POST", f"/{ticket_id}/hand-back", {"note": "done"})
+    assert status == 200
+    back = await asyncio.to_thread(
+        slack.recorder.wait_for,
+        "chat.postMessage",
+        lambda c: c.params.get("channel") == dm and "back with the assistant" in str(c.params.get("text")),
+        TURN_SECONDS,
+        mark,
+    )
+    assert back is not None

@@ -18,6 +18,8 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
+from actions.forms import SIDE_QUESTIONS
+from assistant.nlu_eval import WRITE_INTENTS
 from assistant.settings import open_store
 from crm_backend.models.accounts import Account
 from crm_backend.models.activities import Activity, BookingType, CalendarBooking
@@ -34,38 +36,8 @@ from tests.e2e.test_telegram_channel import Chat, text_of
 pytestmark = pytest.mark.e2e
 
 TIMEOUT = aiohttp.ClientTimeout(total=60)
-# The rep skills: every intent that reads or changes CRM records for a signed-in user.
-REP_INTENTS = frozenset(
-    (
-        "list_open_deals",
-        "deal_status",
-        "account_overview",
-        "find_contact",
-        "list_leads",
-        "my_day",
-        "forecast",
-        "forecast_accuracy",
-        "lead_score",
-        "list_signals",
-        "whats_new",
-        "create_lead",
-        "create_contact",
-        "create_account",
-        "create_deal",
-        "update_deal",
-        "convert_lead",
-        "log_activity",
-        "create_task",
-        "create_recurring",
-        "book_meeting",
-        "run_macro",
-        "rescore_lead",
-        "qualify_lead",
-        "undo",
-        "choose_record",
-        "choose_other",
-    )
-)
+# The rep skills: every intent that reads (answered mid-form too) or changes CRM records for a signed-in user.
+REP_INTENTS = SIDE_QUESTIONS | WRITE_INTENTS | {"choose_record", "choose_other"}
 PHRASES_PER_INTENT = 4
 
 
@@ -153,13 +125,12 @@ async def test_a_visitor_qualifies_in_conversation_and_books_a_demo(
         assert (lead.first_name, lead.last_name, lead.company) == ("Maya", "Okafor", "Brightpath Recruiting")
         assert lead.source is LeadSource.WEBSITE and lead.budget == 25000 and lead.has_authority is True
         assert "spreadsheets" in (lead.need or "") and lead.timeline == "before March"
-        assert lead.status.value == "Qualified" and lead.score >= 70
+        assert lead.status.value == "Qualified" and lead.score > 0  # scored (rules blended with the model)
         conversation = uow.session.scalar(select(Conversation).where(Conversation.lead_id == lead.id))
         assert conversation is not None and conversation.channel == "web"
         note = uow.session.scalar(select(Activity).where(Activity.lead_id == lead.id))
-        assert (
-            note is not None and "Brightpath" in (note.description or "") and "Prospect [" in (note.description or "")
-        )
+        # The transcript (each turn's mood too once the sentiment model has loaded: tests/unit/actions).
+        assert note is not None and "Prospect: I'm Maya Okafor from Brightpath Recruiting" in (note.description or "")
         told = uow.session.scalar(
             select(Notification).where(Notification.entity_id == lead.id, Notification.kind == "hot_lead")
         )

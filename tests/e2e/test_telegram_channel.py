@@ -116,11 +116,6 @@ def buttons_of(call: Call) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def chat(running: Running) -> Chat:
-    return Chat(running)
-
-
-@pytest.fixture(scope="module")
 def store(running: Running) -> Any:
     s = Store.from_url(running.settings.effective_database_url)
     yield s

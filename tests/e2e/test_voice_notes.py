@@ -36,11 +36,6 @@ TURN_SECONDS = 180.0
 
 
 @pytest.fixture(scope="module")
-def chat(running: Running) -> Chat:
-    return Chat(running)
-
-
-@pytest.fixture(scope="module")
 def store(running: Running) -> Any:
     s = Store.from_url(running.settings.effective_database_url)
     yield s

@@ -256,9 +256,50 @@ async def test_a_person_asked_for_mid_form_takes_nothing_so_the_handoff_rule_run
     await chat.say(START, "demo please", "request_demo")
     ask(chat)
     # Rasa's from_text mapping skips human_handoff (domain.yml not_intent), so nothing is filled...
-    await chat.say(VALIDATE, "can I talk to a real person", "human_handoff")
+    await chat.say(VALIDATE, "agent please", "human_handoff")
     assert chat.events == []  # ...and validation takes nothing: the form is rejected and the handoff rule runs
     assert chat.slots[pa.NEED] is None
+
+
+async def test_wanting_a_person_however_the_nlu_read_it_hands_over_and_keeps_the_answers(crm: Crm) -> None:
+    chat = visitor(crm)
+    await chat.say(START, "demo please", "request_demo")
+    ask(chat)
+    await answer(chat, "CRM for our 5 recruiters")
+    ask(chat)
+    await answer(chat, "this is taking ages, is there a real human I can talk to", "bot_challenge")
+    assert {"handoff": "requested"} in [m.get("custom") for m in chat.replies]
+    assert chat.slots[FORM_KIND] is None  # the form closes: submit writes nothing
+    assert chat.slots[pa.NEED] == "CRM for our 5 recruiters"  # the ticket's BANT snapshot still has it
+    assert chat.slots[pa.TIMELINE] == pa.SKIPPED
+
+
+async def test_an_email_read_as_help_is_still_the_answer(crm: Crm) -> None:
+    chat = visitor(crm)
+    await chat.say(START, "demo please", "request_demo")
+    for slot in pa.ANSWER_SLOTS[:-1]:
+        chat.slots[slot] = pa.SKIPPED
+    assert ask(chat) == pa.CONTACT
+    await chat.say(VALIDATE, "ilse@vandamme.example", "help")  # Rasa filled nothing (help is not_intent)
+    assert chat.slots[pa.CONTACT] == "ilse@vandamme.example"
+
+
+async def test_a_demo_time_taken_meanwhile_gets_the_times_free_now(crm: Crm) -> None:
+    chat = visitor(crm)
+    await qualify(chat, FULL)
+    await chat.say(SUBMIT, "yes", "affirm")
+    first = dt.datetime.fromisoformat(chat.slots[DEMO_OFFER][0])
+    with crm.store.unit_of_work(None, "test") as uow:
+        lead = uow.session.scalar(select(Lead).where(Lead.email == "priya@lumendental.example"))
+        assert lead is not None
+        uow.session.add(
+            CalendarBooking(title="Taken", start_at=first, end_at=first + dt.timedelta(hours=1), owner_id=lead.owner_id)
+        )
+    await chat.say(BOOK, "yes", "affirm")
+    assert "was just taken" in chat.text and "These times are free now" in chat.text
+    assert first.isoformat() not in chat.slots[DEMO_OFFER] and chat.slots[DEMO_OFFER]
+    await chat.say(BOOK, "the first one", "choose_record")
+    assert "Booked:" in chat.text
 
 
 async def test_a_product_question_mid_form_is_answered_and_the_question_stays_open(crm: Crm) -> None:

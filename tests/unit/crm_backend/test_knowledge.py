@@ -295,6 +295,23 @@ def test_refresh_embeds_only_the_articles_whose_text_changed(demo: Demo) -> None
         assert knowledge.refresh_embeddings(uow, LetterEmbedder("letters-v2")) == 2
 
 
+def test_refresh_in_embeds_outside_the_write_and_skips_an_article_edited_meanwhile(demo: Demo) -> None:
+    kit, embedder = agent(demo), LetterEmbedder()
+    first, second = write(demo, kit), write(demo, kit, title="Mobile app", body="There is an app for iPhone.")
+    with demo.store.unit_of_work(kit, read_only=True) as uow:
+        work = knowledge.pending_embeddings(uow, embedder.name)
+    assert {article_id for article_id, _d, _p in work.stale} == {first, second}
+    vectors = embedder.embed(work.texts)  # the model runs here, outside any transaction
+    with demo.store.unit_of_work(kit) as uow:  # meanwhile someone edits the first article
+        knowledge.update_article(uow, first, {"body": "Invoices are sent monthly now."})
+    with demo.store.unit_of_work(kit) as uow:
+        assert knowledge.save_embeddings(uow, work, embedder.name, vectors) == 1  # only the unchanged one
+    with demo.store.unit_of_work(kit, read_only=True) as uow:
+        assert knowledge.is_stale(uow, first, embedder.name) and not knowledge.is_stale(uow, second, embedder.name)
+    assert knowledge.refresh_in(demo.store, embedder) == 1  # the edited one, on the next refresh
+    assert knowledge.refresh_in(demo.store, embedder) == 0
+
+
 def test_refreshing_vectors_is_not_audited_and_keeps_the_article_version(demo: Demo) -> None:
     kit = agent(demo)
     aid = write(demo, kit)
