@@ -17,7 +17,7 @@ import hmac
 import logging
 import re
 from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
@@ -37,7 +37,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.request import HTTPXRequest
 
-from assistant.dialogue import DELIVERY, DIALOGUE, DialogueUnavailable
+from assistant.dialogue import DELIVERY, DIALOGUE, PROSPECT_LINK_HINT, DialogueUnavailable
 from assistant.handoff import HANDOFF
 from assistant.messages import Inbound, Outcome, Reply, Sender
 from assistant.settings import Settings
@@ -71,6 +71,8 @@ _COMMAND = re.compile(r"^/(?P<name>[A-Za-z0-9_]{1,32})(?:@(?P<bot>[A-Za-z0-9_]+)
 SENT_PRIVATELY = "I've sent you the answer in a private message."
 SERVER_ERROR = "Sorry, something went wrong on my side. Please try again."
 EXPIRED_BUTTON = "This button no longer works. Please ask again."
+# Voice messages are for linked CRM users; anyone else (a prospect) types, and a colleague learns how to link.
+VOICE_UNLINKED = "I can only read typed messages from you here, so please type your question. " + PROSPECT_LINK_HINT
 VOICE_TOO_LARGE = "That voice message is too long for me (the limit is {mb:g} MB). Please send a shorter one."
 VOICE_NOT_FETCHED = "I couldn't fetch that voice message from Telegram. Please try again, or type it."
 
@@ -380,8 +382,8 @@ class TelegramChannel:
         async with self._turns.hold(f"{origin.conversation_thread}/{sender.id}"):
             if not await self.app[DIALOGUE].first_time(CHANNEL, str(update_id)):
                 return
-            if await self.app[DIALOGUE].actor_of(inbound.sender) is None:
-                await self._turn(replace(inbound, text=""), origin)  # the linking steps; the audio is never fetched
+            if await self.app[DIALOGUE].actor_of(inbound.sender) is None:  # the audio is never fetched
+                await self._send(origin.chat_id, [Reply(VOICE_UNLINKED)], origin)
                 return
             limit = self.settings.voice_max_bytes
             if media.file_size is not None and media.file_size > limit:

@@ -130,7 +130,8 @@ async def test_a_visitor_qualifies_in_conversation_and_books_a_demo(
         assert conversation is not None and conversation.channel == "web"
         note = uow.session.scalar(select(Activity).where(Activity.lead_id == lead.id))
         # The transcript (each turn's mood too once the sentiment model has loaded: tests/unit/actions).
-        assert note is not None and "Prospect: I'm Maya Okafor from Brightpath Recruiting" in (note.description or "")
+        assert note is not None and "I'm Maya Okafor from Brightpath Recruiting" in (note.description or "")
+        assert "Assistant: Who am I talking to?" in (note.description or "")
         told = uow.session.scalar(
             select(Notification).where(Notification.entity_id == lead.id, Notification.kind == "hot_lead")
         )

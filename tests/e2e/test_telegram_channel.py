@@ -420,5 +420,6 @@ async def test_a_code_asked_from_the_assistant_links_telegram_and_unlink_cuts_it
     since = await chat.say(telegram_user, "show my open deals")
     answer = text_of(await chat.reply_to(telegram_user, since))
     assert "link" in answer.lower() and "$" not in answer
+    await chat.reply_to(telegram_user, since, "On our team?")  # a prospect's first exchange: how to link
     since = await chat.say(telegram_user, f"/start {code}")  # the code worked once
     assert "not valid" in text_of(await chat.reply_to(telegram_user, since))

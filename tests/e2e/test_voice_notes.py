@@ -104,12 +104,12 @@ async def test_voice_off_answers_voice_notes_in_text_only(chat: Chat, running: R
     assert "voice note" in text_of(await answered(chat, STRANGER_VOICE, since, "Done"))
 
 
-async def test_an_unlinked_users_voice_note_is_not_fetched_and_gets_the_linking_steps(
+async def test_an_unlinked_users_voice_note_is_not_fetched_and_gets_asked_to_type_or_link(
     chat: Chat, running: Running
 ) -> None:
     since = await send_voice(chat, running, 720_099, "show my open deals")
     reply = await answered(chat, 720_099, since, "link")
-    assert "code" in text_of(reply).lower()
+    assert "please type" in text_of(reply) and "code" in text_of(reply).lower()
     assert not [c for c in chat.fake.recorder.calls()[since:] if c.method in ("getFile", "downloadFile")]
 
 

@@ -133,7 +133,7 @@ async def test_a_visitor_chats_clicks_a_button_and_sees_the_conversation_after_a
     page = await context.new_page()
     await open_widget(page, running)
     assert "welcome" in (await say(page, "hi")).lower()
-    assert "what I can do" in await say(page, "what can you do")
+    assert "book a demo" in await say(page, "what can you do")
 
     # Not sure what was meant: the assistant offers buttons; one click answers and retires the set.
     await say(page, "zorbl quaxy fnord")
@@ -167,7 +167,7 @@ async def test_a_dropped_websocket_reconnects_and_the_chat_goes_on(running: Runn
     await expect(page.get_by_role("log")).to_contain_text("hi")  # the history came back on reconnect
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
-    assert "what I can do" in await say(page, "what can you do")
+    assert "book a demo" in await say(page, "what can you do")
     assert not [u for u in requests if "/widget/messages" in u]  # it went over the new websocket
 
     # The whole network goes away and comes back.
@@ -398,7 +398,7 @@ async def test_the_websocket_shows_typing_then_replies_and_history(running: Runn
         await ws.send_json({"type": "message", "text": "what can you do"})
         assert (await ws.receive_json(timeout=90))["type"] == "typing"
         replies = await ws.receive_json(timeout=90)
-        assert replies["type"] == "replies" and "what I can do" in replies["replies"][0]["text"]
+        assert replies["type"] == "replies" and "book a demo" in replies["replies"][0]["text"]
         assert set(replies["replies"][0]) >= {"text", "buttons", "rows"}
         await ws.send_json({"type": "history"})
         history = await ws.receive_json(timeout=90)
