@@ -77,7 +77,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pcm]:
 def test_whisper_hears_the_crm_words(whisper: WhisperEngine, clips: dict[str, Pcm]) -> None:
     nimbus = transcribe(whisper, clips["nimbus"], CRM_NAMES)
     initech = transcribe(whisper, clips["initech"], CRM_NAMES)
-    assert "nimbus" in nimbus.text.lower() and "proposal" in nimbus.text.lower()
+    # The record name (a hotword) and the day; tiny.en's other words on espeak speech vary with the CPU's
+    # vector instructions ("proposal" came out as "repose all" on one machine): WER is bench/voice.py's job.
+    assert "nimbus" in nimbus.text.lower() and "friday" in nimbus.text.lower()
     assert "negotiation" in initech.text.lower()
     for result, pcm in ((nimbus, clips["nimbus"]), (initech, clips["initech"])):
         assert result.final and result.engine == "whisper"
