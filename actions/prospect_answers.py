@@ -326,9 +326,25 @@ def company_after_name(text: str) -> str | None:
 def need_in_request(text: str) -> str | None:
     """The need a prospect states while asking for a demo ("we're a 40 person agency moving off
     spreadsheets, could someone show us around"), or None for a bare ask ("demo please")."""
-    if len(text.split()) >= 6 and NEED_CUES.search(text):
-        return text.strip()[:1000]
-    return None
+    if len(text.split()) < 6 or not NEED_CUES.search(text):
+        return None
+    # Keep the sentences that say what they need; drop greetings and the ask itself ("could we get a demo?").
+    parts = [
+        p.strip() for p in re.split(r"(?<=[.?!;])\s+|,\s+(?=(?:could|can|would|is it possible)\b)", text) if p.strip()
+    ]
+    kept = [GREETING.sub("", p).strip() for p in parts if not DEMO_ASK.search(p) or NEED_CUES.search(p)]
+    need = " ".join(k for k in kept if k) or text.strip()
+    return need[:1000]
+
+
+GREETING = re.compile(
+    r"^(?:(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?: there)?(?:[,!.]?\s+|[,!.]?$))+", re.I
+)
+DEMO_ASK = re.compile(
+    r"\b(demo|show (?:us|me)|walk (?:us|me) through|quote|pricing|trial|talk to sales|contact (?:us|me)|"
+    r"get in touch)\b",
+    re.I,
+)
 
 
 BARE_NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(k|grand|thousand)?\b", re.I)
