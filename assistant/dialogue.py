@@ -258,7 +258,10 @@ class Dialogue:
             return [
                 {
                     "speaker": t.speaker,
-                    "text": t.text,
+                    # An agent's turn reads as it did live ("sam: …"), so the history says who wrote it.
+                    "text": f"{(t.data or {}).get('agent')}: {t.text}"
+                    if t.speaker == "agent" and (t.data or {}).get("agent")
+                    else t.text,
                     "buttons": list((t.data or {}).get("buttons") or []),
                     "at": t.at.isoformat(),
                 }

@@ -18,6 +18,7 @@ from aiohttp import web
 from yarl import URL
 
 from assistant.console import CSRF_HEADER, SESSION_COOKIE, ConsoleAuth
+from assistant.dialogue import Dialogue
 from assistant.gateway import create_app
 from assistant.settings import Settings
 from assistant.stack import free_port
@@ -98,7 +99,7 @@ async def test_the_rest_api_takes_replies_hands_back_and_resolves(demo: Demo, ga
 
 
 async def test_an_agents_reply_reaches_the_users_open_widget(demo: Demo, gateway: tuple[str, Settings]) -> None:
-    url, _ = gateway
+    url, settings = gateway
     async with browser() as http, http.ws_connect(f"{url}/widget/ws", headers={"Origin": url}) as ws:
         session = http.cookie_jar.filter_cookies(URL(url))  # the widget's signed session cookie
         assert session
@@ -117,6 +118,10 @@ async def test_an_agents_reply_reaches_the_users_open_widget(demo: Demo, gateway
         await call(url, "POST", f"/api/v1/handoffs/{ticket}/reply", sam, {"text": "How can I help?"})
         reply = await ws.receive_json(timeout=10)
         assert reply["replies"][0]["text"] == "sam: How can I help?"
+        # After a reload the widget's history still says who wrote the agent's turn.
+        dialogue = Dialogue(settings, demo.store, None, None)  # type: ignore[arg-type] # history reads the store only
+        turns = await dialogue.history(_conversation_id)
+        assert turns[-1]["speaker"] == "agent" and turns[-1]["text"] == "sam: How can I help?"
 
 
 async def test_reps_get_403_and_strangers_401(demo: Demo, gateway: tuple[str, Settings]) -> None:
