@@ -33,7 +33,7 @@ from crm_backend.models.annotations import Tag, Tagging
 from crm_backend.models.automation import EntityScore, EntityType, Macro, MacroRun, MacroRunStatus, MacroTrigger
 from crm_backend.models.base import utcnow
 from crm_backend.models.users import Role, User
-from crm_backend.services import auth, records
+from crm_backend.services import auth, records, users
 from crm_backend.services.scopes import may_change
 from crm_backend.store import Actor, UnitOfWork
 
@@ -392,17 +392,12 @@ def _rotate(ctx: Context, key: str, candidates: list[int], what: str) -> int:
     return chosen
 
 
-def _reps(ctx: Context, *where: Any) -> list[int]:
-    stmt = select(User.id).where(User.is_active.is_(True), User.role == Role.REP, *where).order_by(User.id)
-    return list(ctx.uow.session.scalars(stmt))
-
-
 def assign_owner(ctx: Context, action: d.AssignOwner) -> list[dict[str, Any]]:
     if action.strategy == "round_robin":
         user_id = _rotate(
             ctx,
             f"round_robin:team:{action.team_id}",
-            _reps(ctx, User.team_id == action.team_id),
+            users.active_reps(ctx.uow, User.team_id == action.team_id),
             f"team {action.team_id}",
         )
     elif action.strategy == "territory":
@@ -410,7 +405,10 @@ def assign_owner(ctx: Context, action: d.AssignOwner) -> list[dict[str, Any]]:
         if territory is None:
             raise ActionFailed(f"this {ctx.res.noun} has no territory to assign by")
         user_id = _rotate(
-            ctx, f"territory:{territory}", _reps(ctx, User.territory_id == territory), f"territory {territory}"
+            ctx,
+            f"territory:{territory}",
+            users.active_reps(ctx.uow, User.territory_id == territory),
+            f"territory {territory}",
         )
     else:
         if action.user_id is None:  # refused on save; a macro edited in the database may still lack it

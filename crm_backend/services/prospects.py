@@ -49,7 +49,7 @@ from crm_backend.models.leads import Lead, LeadSource, LeadStatus
 from crm_backend.models.territories import Territory
 from crm_backend.models.users import Role, User
 from crm_backend.scoring import engine as scoring
-from crm_backend.services import calendar, conversations
+from crm_backend.services import calendar, conversations, users
 from crm_backend.services.leads import set_keys, twin_clauses
 from crm_backend.services.matching import normal_company, normal_email, normal_phone, similar_names
 from crm_backend.services.validation import validated
@@ -222,11 +222,6 @@ def country_of(phone: str | None, email: str | None) -> str | None:
     return None
 
 
-def _active_reps(uow: UnitOfWork, *where: Any) -> list[int]:
-    stmt = select(User.id).where(User.is_active.is_(True), User.role == Role.REP, *where).order_by(User.id)
-    return list(uow.session.scalars(stmt))
-
-
 def _least_recently_given(uow: UnitOfWork, reps: list[int]) -> int:
     """Round robin that survives restarts and many processes: the rep whose newest chat lead is oldest."""
     last = func.max(Lead.created_at)
@@ -254,9 +249,9 @@ def route(uow: UnitOfWork, answers: ProspectAnswers, country: str | None) -> tup
         territory = uow.session.scalar(
             select(Territory).where(func.upper(Territory.country) == country).order_by(Territory.id).limit(1)
         )
-    if territory is not None and (reps := _active_reps(uow, User.territory_id == territory.id)):
+    if territory is not None and (reps := users.active_reps(uow, User.territory_id == territory.id)):
         return _least_recently_given(uow, reps), territory.id
-    if reps := _active_reps(uow):
+    if reps := users.active_reps(uow):
         return _least_recently_given(uow, reps), territory.id if territory else None
     admin = uow.session.scalar(
         select(User.id).where(User.is_active.is_(True), User.role.in_((Role.ADMIN, Role.MANAGER))).order_by(User.id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy import func, select
 
@@ -68,3 +70,10 @@ def set_voice_replies(uow: UnitOfWork, enabled: bool) -> None:
     if user is None:
         raise NotFound("This user no longer exists.")
     user.voice_replies = enabled
+
+
+def active_reps(uow: UnitOfWork, *where: Any) -> list[int]:
+    """Ids of active reps matching `where` (e.g. `User.territory_id == 3`), lowest first: who a record can
+    be handed to by rotation."""
+    stmt = select(User.id).where(User.is_active.is_(True), User.role == Role.REP, *where).order_by(User.id)
+    return list(uow.session.scalars(stmt))
