@@ -167,7 +167,7 @@ def record_turn(
             previous = found.sentiment_score
             rolling = score if previous is None else SENTIMENT_MEMORY * previous + (1 - SENTIMENT_MEMORY) * score
             found.sentiment_score = round(rolling, 4)
-            found.sentiment_label = "negative" if rolling <= -0.25 else "positive" if rolling >= 0.25 else "neutral"
+            found.sentiment_label = mood_word(rolling)
 
 
 def recent_turns(uow: UnitOfWork, conversation_id: str, limit: int = 50) -> list[ConversationTurn]:
@@ -182,6 +182,11 @@ def recent_turns(uow: UnitOfWork, conversation_id: str, limit: int = 50) -> list
     )
     rows.reverse()
     return rows
+
+
+def mood_word(score: float) -> str:
+    """A conversation's mood from a sentiment score in [-1, 1]: negative, neutral or positive."""
+    return "negative" if score <= -0.25 else "positive" if score >= 0.25 else "neutral"
 
 
 def sentiment_scores(uow: UnitOfWork, conversation_id: str) -> list[float]:

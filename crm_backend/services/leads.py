@@ -54,6 +54,21 @@ def twin_clauses(email_key: str | None, phone_key: str | None, company_key: str 
     return clauses
 
 
+def twin_reason(
+    email_key: str | None, phone_key: str | None, company_key: str | None, name: str, other: Lead
+) -> str | None:
+    """Why `other` may be the same person as a lead with these normalised keys and full name (None if not):
+    the same email, the same phone, or a similar name at the same company."""
+    if email_key and other.email_key == email_key:
+        return "same email"
+    if phone_key and other.phone_key == phone_key:
+        return "same phone"
+    same_company = bool(company_key and name and other.company_key == company_key)
+    if same_company and similar_names(name, _full_name(other.first_name, other.last_name)):
+        return "similar name at the same company"
+    return None
+
+
 def find_duplicates(uow: UnitOfWork, lead: Lead) -> list[dict[str, Any]]:
     """Visible leads with the same email or phone, or a similar name at the same company."""
     actor = uow.require_actor()
@@ -62,20 +77,10 @@ def find_duplicates(uow: UnitOfWork, lead: Lead) -> list[dict[str, Any]]:
     if not clauses:
         return []
     found = []
+    name = _full_name(lead.first_name, lead.last_name)
     for other in uow.session.scalars(records.scoped(records.resource("leads"), actor).where(or_(*clauses)).limit(200)):
-        if email and other.email_key == email:
-            reason = "same email"
-        elif phone and other.phone_key == phone:
-            reason = "same phone"
-        elif (
-            company
-            and other.company_key == company
-            and similar_names(
-                _full_name(lead.first_name, lead.last_name), _full_name(other.first_name, other.last_name)
-            )
-        ):
-            reason = "similar name at the same company"
-        else:
+        reason = twin_reason(email, phone, company, name, other)
+        if reason is None:
             continue
         found.append(
             {

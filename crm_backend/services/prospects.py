@@ -50,8 +50,8 @@ from crm_backend.models.territories import Territory
 from crm_backend.models.users import Role, User
 from crm_backend.scoring import engine as scoring
 from crm_backend.services import calendar, conversations, users
-from crm_backend.services.leads import set_keys, twin_clauses
-from crm_backend.services.matching import normal_company, normal_email, normal_phone, similar_names
+from crm_backend.services.leads import set_keys, twin_clauses, twin_reason
+from crm_backend.services.matching import normal_company, normal_email, normal_phone
 from crm_backend.services.validation import validated
 from crm_backend.store import UnitOfWork
 
@@ -173,14 +173,8 @@ def twin_lead(uow: UnitOfWork, answers: ProspectAnswers) -> Lead | None:
         .limit(200)
     )
     first, last = _split(answers.name)
-    full = " ".join(p for p in (first, last) if p)
-    for lead in uow.session.scalars(stmt):
-        if (email and lead.email_key == email) or (phone and lead.phone_key == phone):
-            return lead
-        named = " ".join(p for p in (lead.first_name, lead.last_name) if p)
-        if company and lead.company_key == company and answers.name and similar_names(full, named):
-            return lead
-    return None
+    full = " ".join(p for p in (first, last) if p) if answers.name else ""
+    return next((lead for lead in uow.session.scalars(stmt) if twin_reason(email, phone, company, full, lead)), None)
 
 
 def known_contact(uow: UnitOfWork, answers: ProspectAnswers) -> Contact | None:
@@ -267,7 +261,7 @@ def mood_summary(uow: UnitOfWork, conversation_id: str) -> str:
     if not scores:
         return "mood unknown"
     mean = fmean(scores)
-    word = "positive" if mean >= 0.25 else "negative" if mean <= -0.25 else "neutral"
+    word = conversations.mood_word(mean)
     trend = ""
     if len(scores) >= 3:
         delta = fmean(scores[-2:]) - fmean(scores[:2])
