@@ -149,6 +149,16 @@ def remember_heard(events: list[dict[str, Any]], heard: str) -> None:
             value["heard"] = heard
 
 
+def utter(dispatcher: CollectingDispatcher, replies: list[Reply]) -> None:
+    """Send replies as Rasa bot messages: text with buttons, or a custom payload for the gateway."""
+    for reply in replies:
+        if reply.custom is not None:
+            dispatcher.utter_message(json_message=reply.custom)
+            continue
+        buttons = [{"title": title, "payload": payload} for title, payload in reply.buttons]
+        dispatcher.utter_message(text=reply.text, buttons=buttons or None)
+
+
 class CrmAction(Action, ABC):
     """Base of actions that read or write the CRM as the signed-in user."""
 
@@ -189,9 +199,7 @@ class CrmAction(Action, ABC):
         except Exception:
             log.exception("%s failed", self.name())
             result = ActionResult([Reply(UNEXPECTED)], self.events_after_error())
-        for reply in result.replies:
-            buttons = [{"title": title, "payload": payload} for title, payload in reply.buttons]
-            dispatcher.utter_message(text=reply.text, buttons=buttons or None)
+        utter(dispatcher, result.replies)
         if claims is not None and claims.heard:
             remember_heard(result.events, claims.heard)
         return result.events

@@ -239,7 +239,7 @@ def authority_of(text: str, *, asked: bool) -> str | None:
 WEAK_TIMELINE = re.compile(r"^(?:this|for|around)\b", re.I)
 
 
-def timeline_of(text: str, now: dt.datetime, *, asked: bool = True) -> str | None:
+def timeline_of(text: str, *, asked: bool = True) -> str | None:
     """The timeline phrase in `text`; unasked, only one that cannot be about something else ("this week"
     in "we got extra approved this week" is not when they want to start)."""
     for found in TIMELINE_SAID.finditer(text):
@@ -261,7 +261,7 @@ def volunteered(text: str, now: dt.datetime) -> dict[str, str]:
     amount = stated_amount(text)
     if amount is not None:
         out[BUDGET] = f"{amount.amount} {amount.currency}"
-    when = timeline_of(text, now, asked=False)
+    when = timeline_of(text, asked=False)
     if when:
         out[TIMELINE] = when
     decides = authority_of(text, asked=False)
@@ -373,7 +373,7 @@ def check(slot: str, text: str, now: dt.datetime) -> tuple[str | None, str | Non
         return value[:1000], None
     if slot == TIMELINE:
         whole = answer(raw)
-        when = timeline_of(raw, now) or (parsed.text if (parsed := parse_when(raw, now=now, tz="UTC")) else None)
+        when = timeline_of(raw) or (parsed.text if (parsed := parse_when(raw, now=now, tz="UTC")) else None)
         if when:  # the whole answer when it is short ("no rush, maybe summer"), else the phrase
             return (whole if len(whole) <= 60 else when)[:100], None
         value = answer(raw)

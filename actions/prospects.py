@@ -34,6 +34,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import prospect_answers as pa
 from actions import runtime
+from actions.base import utter
 from actions.forms import FORM_KIND, QUESTION
 from actions.knowledge import answer as knowledge_answer
 from actions.replies import UNEXPECTED, ActionResult, Reply, sentence_for
@@ -130,12 +131,7 @@ class ProspectAction(Action, ABC):
         except Exception:
             log.exception("%s failed", self.name())
             result = ActionResult([Reply(UNEXPECTED)])
-        for reply in result.replies:
-            if reply.custom is not None:
-                dispatcher.utter_message(json_message=reply.custom)
-                continue
-            buttons = [{"title": title, "payload": payload} for title, payload in reply.buttons]
-            dispatcher.utter_message(text=reply.text, buttons=buttons or None)
+        utter(dispatcher, result.replies)
         return result.events
 
     def _transaction(self, rt: runtime.ActionRuntime, turn: ProspectTurn) -> ActionResult:
@@ -318,9 +314,9 @@ class ActionSubmitProspect(ProspectAction):
             return ActionResult([], [SlotSet(FORM_KIND, None)])
         slots = {s: turn.slot(s) for s in pa.SLOTS}
         clear = [*(SlotSet(s, None) for s in pa.SLOTS), SlotSet(FORM_KIND, None)]
-        captured = prospects.capture(uow, turn.conversation_id, pa.to_answers(slots), now=turn.now)
-        name = slots.get(pa.NAME) if slots.get(pa.NAME) not in (None, pa.SKIPPED) else None
-        email, phone = pa.split_contact(slots.get(pa.CONTACT))
+        answers = pa.to_answers(slots)
+        captured = prospects.capture(uow, turn.conversation_id, answers, now=turn.now)
+        name, email, phone = answers["name"], answers["email"], answers["phone"]
         thanks = f"Thank you{', ' + str(name).split()[0] if name else ''}! "
         first = captured.owner_name.split()[0]
         if captured.lead_id is None:
