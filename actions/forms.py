@@ -31,7 +31,7 @@ from actions.replies import ActionResult, Reply, day, money, sentence_for
 from crm_backend.errors import CrmError
 from crm_backend.models.leads import Lead, LeadStatus
 from crm_backend.services import deals, leads, records
-from crm_backend.services.matching import normal_phone
+from crm_backend.services.matching import normal_phone, split_name
 from crm_backend.store import UnitOfWork
 
 FORM_KIND = "form_kind"
@@ -69,11 +69,6 @@ NOUNS = {"leads": "lead", "contacts": "contact", "accounts": "account", "deals":
 def answer(text: str) -> str:
     """A form answer without fillers and lead-ins ("um it's Contoso" → "Contoso")."""
     return ANSWER_PREFIX.sub("", text or "").strip().strip(".!").strip()
-
-
-def split_name(full: str) -> tuple[str | None, str]:
-    parts = full.split()
-    return (" ".join(parts[:-1]) or None, parts[-1]) if parts else (None, "")
 
 
 NOT_A_NAME = frozenset(

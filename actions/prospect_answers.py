@@ -253,7 +253,7 @@ def _clean_name(value: str) -> str:
     return re.sub(r"\s+", " ", value).strip(" ,.;:!?")
 
 
-def volunteered(text: str, now: dt.datetime) -> dict[str, str]:
+def volunteered(text: str) -> dict[str, str]:
     """Every answer a message gives without being asked, from clear cues only (an amount that is money, a
     date phrase, "I'm Priya from Lumen Dental", an email): {slot: value}. Names and companies come only
     from explicit phrases — never from a guess at which words are a name."""

@@ -152,7 +152,7 @@ class ActionStartProspect(ProspectAction):
         return _closed_form()
 
     def perform(self, uow: UnitOfWork, turn: ProspectTurn) -> ActionResult:
-        given = pa.volunteered(turn.text, turn.now)
+        given = pa.volunteered(turn.text)
         need = pa.need_in_request(turn.text)
         if need:
             given[pa.NEED] = need
@@ -180,7 +180,7 @@ class ValidateProspectForm(ProspectAction):
         requested = turn.slot("requested_slot")
         if requested not in pa.SLOTS:
             return ActionResult([], [])
-        found = pa.volunteered(turn.text, turn.now)
+        found = pa.volunteered(turn.text)
         if pa.PERSON_WANTED.search(turn.text) and not found:
             # "is there a real human I can talk to", however the NLU read it: hand over with the answers so far.
             return ActionResult([Reply("", custom={"handoff": "requested"})], self._close(turn))

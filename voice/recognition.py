@@ -244,6 +244,7 @@ HALLUCINATED_PHRASES = (
     "please subscribe",
     "subscribe to my channel",
     "like and subscribe",
+    "microsoft office word",
 )
 
 
@@ -253,6 +254,21 @@ def _hallucinated(segment: Any) -> bool:
         return True
     words = " ".join("".join(c for c in str(segment.text).lower() if c.isalnum() or c.isspace()).split())
     return any(phrase in words for phrase in HALLUCINATED_PHRASES)
+
+
+# Below this probability a word that ends the utterance was made up, not heard. With the record names as its
+# prompt, tiny.en ended 10 of the 68 voice test set clips (0.5 s of quiet after the speech) with words nobody
+# said ("… by Monday Hooli Dana Smith", "… my pipeline Hi", "… to negotiation Nation"), every one under 0.035;
+# no heard last word scored under 0.05.
+INVENTED_TAIL_PROBABILITY = 0.05
+
+
+def _without_invented_tail(words: Sequence[Any]) -> list[Any]:
+    """The decoded words without the run of near-zero-probability words at their end."""
+    end = len(words)
+    while end and float(words[end - 1].probability) < INVENTED_TAIL_PROBABILITY:
+        end -= 1
+    return list(words[:end])
 
 
 @dataclass(frozen=True)
@@ -317,13 +333,15 @@ class WhisperEngine:
                 temperature=0.0,
             )
             segments = [s for s in segments if not _hallucinated(s)]  # decoding happens here, under the lock
+        heard = _without_invented_tail([w for s in segments for w in (s.words or ()) if w.word.strip()])
         words = tuple(
             Word(text=w.word.strip(), start=float(w.start), end=float(w.end), confidence=_clamp01(float(w.probability)))
-            for s in segments
-            for w in (s.words or ())
-            if w.word.strip()
+            for w in heard
         )
-        text = " ".join(s.text.strip() for s in segments if s.text.strip())
+        if word_timestamps:  # the words as faster-whisper spaced them ("$52" ",000"), less any invented tail
+            text = "".join(w.word for w in heard).strip()
+        else:
+            text = " ".join(s.text.strip() for s in segments if s.text.strip())
         if words:
             confidence = _mean(w.confidence for w in words)
         else:

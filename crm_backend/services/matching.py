@@ -11,6 +11,12 @@ COMPANY_SUFFIXES = re.compile(
 )
 
 
+def split_name(full: str) -> tuple[str | None, str]:
+    """A person's full name as (first names or None, last name): "Mary Ann Lee" → ("Mary Ann", "Lee")."""
+    parts = full.split()
+    return (" ".join(parts[:-1]) or None, parts[-1]) if parts else (None, "")
+
+
 def normal_email(email: str | None) -> str | None:
     return email.strip().lower() if email and email.strip() else None
 

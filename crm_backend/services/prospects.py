@@ -51,7 +51,7 @@ from crm_backend.models.users import Role, User
 from crm_backend.scoring import engine as scoring
 from crm_backend.services import calendar, conversations, users
 from crm_backend.services.leads import set_keys, twin_clauses, twin_reason
-from crm_backend.services.matching import normal_company, normal_email, normal_phone
+from crm_backend.services.matching import normal_company, normal_email, normal_phone, split_name
 from crm_backend.services.validation import validated
 from crm_backend.store import UnitOfWork
 
@@ -153,13 +153,6 @@ class Captured:
     hot: bool
 
 
-def _split(name: str | None) -> tuple[str | None, str]:
-    parts = (name or "").split()
-    if not parts:
-        return None, "(unknown)"
-    return (" ".join(parts[:-1]) or None, parts[-1])
-
-
 def twin_lead(uow: UnitOfWork, answers: ProspectAnswers) -> Lead | None:
     """The open lead these answers belong to: same email, same phone, or a similar name at the same company."""
     email, phone, company = normal_email(answers.email), normal_phone(answers.phone), normal_company(answers.company)
@@ -172,8 +165,7 @@ def twin_lead(uow: UnitOfWork, answers: ProspectAnswers) -> Lead | None:
         .order_by(Lead.updated_at.desc(), Lead.id.desc())
         .limit(200)
     )
-    first, last = _split(answers.name)
-    full = " ".join(p for p in (first, last) if p) if answers.name else ""
+    full = " ".join((answers.name or "").split())
     return next((lead for lead in uow.session.scalars(stmt) if twin_reason(email, phone, company, full, lead)), None)
 
 
@@ -280,9 +272,8 @@ def transcript_text(uow: UnitOfWork, conversation_id: str) -> str:
 
 def _fill(lead: Lead, answers: ProspectAnswers) -> None:
     """Given answers replace what the lead had; skipped ones leave it as it was."""
-    first, last = _split(answers.name)
     if answers.name:
-        lead.first_name, lead.last_name = first, last
+        lead.first_name, lead.last_name = split_name(answers.name)
     for field in ("company", "email", "phone", "need", "budget", "has_authority", "timeline"):
         value = getattr(answers, field)
         if value is not None:

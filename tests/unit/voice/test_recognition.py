@@ -13,6 +13,7 @@ import pytest
 from assistant.settings import Settings
 from voice.audio import Pcm, decode_to_pcm16k
 from voice.recognition import (
+    INVENTED_TAIL_PROBABILITY,
     Transcript,
     VoiceUnavailable,
     VoskEngine,
@@ -124,6 +125,60 @@ def test_whispers_stock_phrases_and_no_speech_segments_are_dropped(
 
     segment = SimpleNamespace(text=text, no_speech_prob=no_speech, avg_logprob=logprob)
     assert _hallucinated(segment) is dropped
+
+
+TESTSET_NAMES = hotword_phrases(
+    [
+        *("Nimbus Labs", "Acme Corporation", "Initech", "Globex", "Umbrella Health", "Stark Logistics"),
+        *("Wayne Retail", "Hooli", "Dana Smith", "Raj Patel", "Lena Fischer", "Tom Baker", "Yuki Tanaka", "Priya Nair"),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "add a task to send the contract to Initech by Monday",  # came out "… by Monday Hooli Dana Smith"
+        "what is 18,500 euros in dollars",  # "… in dollars? Hooli Dana"
+        "show me my new leads from the website",  # "… from the website Hi"
+    ],
+)
+def test_whisper_does_not_end_a_command_with_names_nobody_said(
+    whisper: WhisperEngine, tmp_path: Path, said: str
+) -> None:
+    """With the record names as its prompt and a moment of quiet after the speech (a push-to-talk release),
+    tiny.en used to append near-zero-probability words, often the prompt's names."""
+    pcm = speech(tmp_path, said, rate=160)
+    quiet = Pcm.from_bytes(pcm.data + bytes(16000))  # 0.5 s
+    result = transcribe(whisper, quiet, TESTSET_NAMES)
+    assert result.words and result.words[-1].confidence >= INVENTED_TAIL_PROBABILITY, result.words
+    spoken = letters(said)
+    assert not [
+        w.text
+        for w in result.words[-2:]
+        if letters(w.text) in ("hooli", "dana", "smith", "hi") and letters(w.text) not in spoken
+    ], result.text
+    assert letters(" ".join(w.text for w in result.words)) == letters(result.text)
+
+
+@pytest.mark.parametrize(
+    ("probabilities", "kept"),
+    [
+        ([0.9, 0.8, 0.002], 2),  # "… approved. Food"
+        ([0.9, 0.5, 0.032, 0.0, 0.0], 2),  # "… Monday Hooli Dana Smith"
+        ([0.9, 0.03, 0.7], 3),  # a doubtful word inside the utterance stays
+        ([0.9, 0.054], 2),  # a misheard last word ("quarter" as "corridor") stays: it was heard
+        ([0.01], 0),
+        ([], 0),
+    ],
+)
+def test_only_the_invented_tail_is_dropped(probabilities: list[float], kept: int) -> None:
+    from types import SimpleNamespace
+
+    from voice.recognition import _without_invented_tail
+
+    words = [SimpleNamespace(word=f" w{i}", probability=p) for i, p in enumerate(probabilities)]
+    assert _without_invented_tail(words) == words[:kept]
 
 
 # --- Vosk (the packaged Korean model) ---
