@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import av
@@ -200,12 +201,22 @@ class VoiceActivity:
         return bool(self._vad.is_speech(frame, SAMPLE_RATE))
 
 
-def speech_seconds(pcm: Pcm | bytes, aggressiveness: int = 2) -> float:
-    """How much of the PCM the voice detector takes for speech."""
+def speech_frames(pcm: Pcm | bytes, aggressiveness: int = 2) -> list[bool]:
+    """For each 30 ms frame of the PCM, whether the voice detector takes it for speech."""
     data = pcm.data if isinstance(pcm, Pcm) else pcm
     vad = VoiceActivity(aggressiveness)
-    frames = (data[i : i + FRAME_BYTES] for i in range(0, len(data) - FRAME_BYTES + 1, FRAME_BYTES))
-    return sum(FRAME_MS for f in frames if vad.is_speech(f)) / 1000
+    return [vad.is_speech(data[i : i + FRAME_BYTES]) for i in range(0, len(data) - FRAME_BYTES + 1, FRAME_BYTES)]
+
+
+def speech_share(frames: Sequence[bool], start: float, end: float) -> float:
+    """The share of the frames between `start` and `end` seconds that are speech (1.0 when none lie there)."""
+    span = frames[int(start * 1000) // FRAME_MS : math.ceil(end * 1000 / FRAME_MS)]
+    return sum(span) / len(span) if span else 1.0
+
+
+def speech_seconds(pcm: Pcm | bytes, aggressiveness: int = 2) -> float:
+    """How much of the PCM the voice detector takes for speech."""
+    return sum(speech_frames(pcm, aggressiveness)) * FRAME_MS / 1000
 
 
 def is_silence(pcm: Pcm | bytes, min_speech_seconds: float = 0.15) -> bool:

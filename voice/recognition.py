@@ -20,7 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from voice.audio import BYTES_PER_SECOND, SAMPLE_RATE, Pcm, is_silence, samples_float32, trim_silence
+from voice.audio import (
+    BYTES_PER_SECOND,
+    SAMPLE_RATE,
+    Pcm,
+    is_silence,
+    samples_float32,
+    speech_frames,
+    speech_share,
+    trim_silence,
+)
 from voice.vocabulary import COMMAND_WORDS, grammar_phrases
 
 log = logging.getLogger(__name__)
@@ -248,9 +257,19 @@ HALLUCINATED_PHRASES = (
 )
 
 
-def _hallucinated(segment: Any) -> bool:
-    """A segment Whisper itself thinks holds no speech (its own no-speech rule), or one of its stock phrases."""
-    if float(getattr(segment, "no_speech_prob", 0.0)) > 0.6 and float(getattr(segment, "avg_logprob", 0.0)) < -1.0:
+# Whisper's own threshold for a decoding stuck in a loop ("thank you for watching this video, thank you for …").
+LOOPING_COMPRESSION_RATIO = 2.4
+
+
+def _hallucinated(segment: Any, speech: Sequence[bool] = ()) -> bool:
+    """A segment nobody said: Whisper's own no-speech rule; a decoding loop; Whisper thinking it probably silence
+    while the voice detector hears speech in under half of its span (`speech`: 30 ms frames); a stock phrase."""
+    no_speech = float(getattr(segment, "no_speech_prob", 0.0))
+    if no_speech > 0.6 and float(getattr(segment, "avg_logprob", 0.0)) < -1.0:
+        return True
+    if float(getattr(segment, "compression_ratio", 0.0)) > LOOPING_COMPRESSION_RATIO:
+        return True
+    if speech and no_speech > 0.5 and speech_share(speech, float(segment.start), float(segment.end)) < 0.5:
         return True
     words = " ".join("".join(c for c in str(segment.text).lower() if c.isalnum() or c.isspace()).split())
     return any(phrase in words for phrase in HALLUCINATED_PHRASES)
@@ -318,6 +337,7 @@ class WhisperEngine:
     def decode(self, pcm: bytes, *, hotwords: str | None, beam_size: int, word_timestamps: bool) -> _Decoded:
         """One pass of the model over the PCM (blocking)."""
         audio = samples_float32(pcm)
+        speech = speech_frames(pcm)
         with self._lock:
             segments, _info = self._model.transcribe(
                 audio,
@@ -332,7 +352,7 @@ class WhisperEngine:
                 # random retries made names appear that nobody said, and cost time).
                 temperature=0.0,
             )
-            segments = [s for s in segments if not _hallucinated(s)]  # decoding happens here, under the lock
+            segments = [s for s in segments if not _hallucinated(s, speech)]  # decoding happens here, under the lock
         heard = _without_invented_tail([w for s in segments for w in (s.words or ()) if w.word.strip()])
         words = tuple(
             Word(text=w.word.strip(), start=float(w.start), end=float(w.end), confidence=_clamp01(float(w.probability)))

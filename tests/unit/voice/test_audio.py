@@ -22,6 +22,8 @@ from voice.audio import (
     is_silence,
     rms_dbfs,
     sniff_container,
+    speech_frames,
+    speech_share,
     trim_silence,
 )
 from voice.testset import synthesise
@@ -242,6 +244,17 @@ def test_trimming_drops_the_quiet_before_and_after_speech_and_keeps_the_speech(s
 def test_trimming_leaves_a_recording_without_speech_alone() -> None:
     quiet = Pcm.from_bytes(b"\0\0" * 16000)
     assert trim_silence(quiet) == quiet
+
+
+def test_speech_frames_say_where_the_speech_is(speech_wav: Path) -> None:
+    speech_pcm = decode_to_pcm16k(speech_wav.read_bytes(), "audio/wav", **LIMITS)
+    second = b"\0\0" * 16000
+    frames = speech_frames(Pcm.from_bytes(second + speech_pcm.data + second))
+    assert len(frames) == int((2 + speech_pcm.duration_seconds) * 1000) // 30
+    assert not any(frames[:33]) and not any(frames[-33:])  # the quiet second either side
+    assert speech_share(frames, 0.0, 0.9) == 0.0
+    assert speech_share(frames, 1.0, 1.0 + speech_pcm.duration_seconds) > 0.6
+    assert speech_share(frames, 99.0, 100.0) == 1.0  # past the end: nothing to say it is not speech
 
 
 def test_a_voice_note_is_ogg_opus_of_the_same_length(speech_wav: Path) -> None:

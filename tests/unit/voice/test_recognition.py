@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from assistant.settings import Settings
-from voice.audio import Pcm, decode_to_pcm16k
+from voice.audio import Pcm, decode_to_pcm16k, trim_silence
 from voice.recognition import (
     INVENTED_TAIL_PROBABILITY,
     Transcript,
@@ -125,6 +125,49 @@ def test_whispers_stock_phrases_and_no_speech_segments_are_dropped(
 
     segment = SimpleNamespace(text=text, no_speech_prob=no_speech, avg_logprob=logprob)
     assert _hallucinated(segment) is dropped
+
+
+SPOKEN_THEN_QUIET = [True] * 45 + [False] * 13  # 1.35 s of speech, then 0.39 s of quiet (30 ms frames)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "no_speech", "ratio", "dropped"),
+    [
+        (0.0, 1.36, 0.05, 0.7, False),  # the command
+        (1.36, 1.74, 0.75, 1.1, True),  # after it, over the quiet, and Whisper thinks it is probably silence
+        (1.36, 1.74, 0.2, 1.1, False),  # over the quiet, but Whisper is sure it heard words: kept
+        (0.9, 1.5, 0.75, 1.1, False),  # Whisper unsure, but the voice detector hears speech under it
+        (1.36, 1.74, 0.1, 13.3, True),  # "thank you for watching this video, thank you for watching …": a loop
+    ],
+)
+def test_segments_over_quiet_or_stuck_in_a_loop_are_dropped(
+    start: float, end: float, no_speech: float, ratio: float, dropped: bool
+) -> None:
+    from types import SimpleNamespace
+
+    from voice.recognition import _hallucinated
+
+    segment = SimpleNamespace(
+        text=" Welcome to the next",
+        start=start,
+        end=end,
+        no_speech_prob=no_speech,
+        avg_logprob=-0.2,
+        compression_ratio=ratio,
+    )
+    assert _hallucinated(segment, SPOKEN_THEN_QUIET) is dropped
+
+
+def test_a_moment_of_quiet_after_a_command_is_not_filled_with_a_video_outro(
+    whisper: WhisperEngine, tmp_path: Path
+) -> None:
+    """tiny.en, prompted with these names, heard "Show my open deals" then "In the meantime, we'll see you in
+    the next video, …" in 0.1 s of quiet (a second segment, stuck in a loop)."""
+    names = ["VP Engineering", "Quantum", "Nowak", "Inc", "Silver", "SA", "Xin", "Elena", "Forge", "Zara"]
+    said = trim_silence(speech(tmp_path, "show my open deals", rate=160))
+    result = transcribe(whisper, Pcm.from_bytes(said.data + bytes(3200)), names)
+    assert "deals" in result.text.lower() or "open" in result.text.lower(), result.text
+    assert len(result.words) <= 5 and not {"video", "meantime"} & set(letters(w.text) for w in result.words), result
 
 
 TESTSET_NAMES = hotword_phrases(
