@@ -136,7 +136,7 @@ async def pick_up(app: web.Application, actor: Actor, conversation_id: str) -> h
 async def reply(app: web.Application, actor: Actor, ticket_id: int, text: str) -> handoff.Handed:
     handed: handoff.Handed = await _run(app, actor, lambda uow: handoff.agent_reply(uow, ticket_id, text))
     delivered = await app[HANDOFF].push(
-        handed.channel, handed.address, [Reply(f"{_agent_name(actor)}: {text.strip()}")]
+        handed.channel, handed.address, [Reply(handoff.agent_said(_agent_name(actor), text))]
     )
     app[HANDOFF].publish(
         {

@@ -259,7 +259,7 @@ class Dialogue:
                 {
                     "speaker": t.speaker,
                     # An agent's turn reads as it did live ("sam: …"), so the history says who wrote it.
-                    "text": f"{(t.data or {}).get('agent')}: {t.text}"
+                    "text": handoff.agent_said((t.data or {})["agent"], t.text)
                     if t.speaker == "agent" and (t.data or {}).get("agent")
                     else t.text,
                     "buttons": list((t.data or {}).get("buttons") or []),

@@ -299,6 +299,11 @@ def _owned(uow: UnitOfWork, ticket_id: int) -> tuple[Ticket, Conversation]:
     return ticket, found
 
 
+def agent_said(agent: str, text: str) -> str:
+    """An agent's message as the user reads it, live and in the history: "sam: How can I help?"."""
+    return f"{agent}: {text.strip()}"
+
+
 def agent_reply(uow: UnitOfWork, ticket_id: int, text: str, now: dt.datetime | None = None) -> Handed:
     """The agent's message, recorded as a turn of the conversation (the gateway delivers it)."""
     text = (text or "").strip()
