@@ -214,14 +214,14 @@ def speech_share(frames: Sequence[bool], start: float, end: float) -> float:
     return sum(span) / len(span) if span else 1.0
 
 
-def speech_seconds(pcm: Pcm | bytes, aggressiveness: int = 2) -> float:
-    """How much of the PCM the voice detector takes for speech."""
-    return sum(speech_frames(pcm, aggressiveness)) * FRAME_MS / 1000
+def too_little_speech(frames: Sequence[bool], min_speech_seconds: float = 0.15) -> bool:
+    """True when the frames (speech_frames) hold less than `min_speech_seconds` of speech."""
+    return sum(frames) * FRAME_MS / 1000 < min_speech_seconds
 
 
 def is_silence(pcm: Pcm | bytes, min_speech_seconds: float = 0.15) -> bool:
     """True when the recording holds less than `min_speech_seconds` of speech: nothing worth recognising."""
-    return speech_seconds(pcm) < min_speech_seconds
+    return too_little_speech(speech_frames(pcm), min_speech_seconds)
 
 
 def trim_silence(pcm: Pcm, *, pad_ms: int = 240, aggressiveness: int = 2) -> Pcm:

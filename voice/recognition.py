@@ -24,10 +24,10 @@ from voice.audio import (
     BYTES_PER_SECOND,
     SAMPLE_RATE,
     Pcm,
-    is_silence,
     samples_float32,
     speech_frames,
     speech_share,
+    too_little_speech,
     trim_silence,
 )
 from voice.vocabulary import COMMAND_WORDS, grammar_phrases
@@ -334,10 +334,11 @@ class WhisperEngine:
         self._lock = threading.Lock()
         log.info("whisper: loaded %s in %.1f s", self.model_path, time.perf_counter() - started)
 
-    def decode(self, pcm: bytes, *, hotwords: str | None, beam_size: int, word_timestamps: bool) -> _Decoded:
-        """One pass of the model over the PCM (blocking)."""
+    def decode(
+        self, pcm: bytes, speech: Sequence[bool], *, hotwords: str | None, beam_size: int, word_timestamps: bool
+    ) -> _Decoded:
+        """One pass of the model over the PCM (blocking); `speech` is its speech_frames."""
         audio = samples_float32(pcm)
-        speech = speech_frames(pcm)
         with self._lock:
             segments, _info = self._model.transcribe(
                 audio,
@@ -397,10 +398,11 @@ class WhisperRecognizer:
             return None
         self._decoded_at = len(self._buffer)
         snapshot = bytes(self._buffer)
-        if is_silence(snapshot):
+        speech = speech_frames(snapshot)
+        if too_little_speech(speech):
             return None
         started = time.perf_counter()
-        decoded = self._engine.decode(snapshot, hotwords=self._hotwords, beam_size=1, word_timestamps=False)
+        decoded = self._engine.decode(snapshot, speech, hotwords=self._hotwords, beam_size=1, word_timestamps=False)
         self._partial_cost = time.perf_counter() - started
         if not decoded.text or decoded.text == self._last_partial:
             return None
@@ -412,10 +414,11 @@ class WhisperRecognizer:
     def finish(self) -> Transcript:
         pcm = bytes(self._buffer)
         # Whisper invents text ("Thank you.") for silence; a voice detector answers that question instead.
-        if is_silence(pcm):
+        speech = speech_frames(pcm)
+        if too_little_speech(speech):
             return Transcript.empty(self._engine.name)
         decoded = self._engine.decode(
-            pcm, hotwords=self._hotwords, beam_size=self._engine.beam_size, word_timestamps=True
+            pcm, speech, hotwords=self._hotwords, beam_size=self._engine.beam_size, word_timestamps=True
         )
         return Transcript(
             text=decoded.text,
